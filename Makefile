@@ -1,0 +1,37 @@
+# btc-platform: the commands a user and CI run. `make test` is what CI runs (.ci/run).
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+
+.PHONY: install test lint format bench clean
+
+# Create (or reuse) .venv and install the project with every extra the tests need.
+# Reinstalls only when pyproject.toml changes.
+$(INSTALLED): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"Python 3.11 is required, found {sys.version.split()[0]} at {sys.executable}"'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
+	$(BIN)/python -m pip install --quiet -e ".[batch,test]"
+	touch $(INSTALLED)
+
+install: $(INSTALLED)
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(INSTALLED)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+# pytest exits non-zero on any failure and with status 5 when no test was collected.
+test: lint
+	$(BIN)/python -m pytest btc_platform_tests
+
+bench: $(INSTALLED)
+	$(BIN)/python bench/sbe_decode.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis build *.egg-info

@@ -1,0 +1,1 @@
+"""The Dagster code location: lakehouse assets, checks, resources, sensors and schedules."""

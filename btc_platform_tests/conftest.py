@@ -1,0 +1,40 @@
+"""Shared fixtures: a private Redis server and a private Iceberg catalog, both real."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from btc_platform_tests.support.redis_server import RedisServer
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One private ``redis-server`` per test session, on a free port, stopped at the end."""
+    with RedisServer(tmp_path_factory.mktemp("redis")) as server:
+        yield server
+
+
+@pytest.fixture
+def redis_client(redis_server: RedisServer) -> Iterator[redis.Redis]:
+    """A client of the private server, on an empty database."""
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushall()
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def iceberg_catalog(tmp_path: Path):
+    """A real pyiceberg SQL catalog on SQLite with a file warehouse, private to the test."""
+    pytest.importorskip("pyiceberg", reason="the batch extra is not installed")
+    from btc_platform_tests.support.iceberg import sqlite_catalog
+
+    return sqlite_catalog(tmp_path / "lake")

@@ -1,0 +1,1 @@
+"""Binance Spot wire formats and clients: SBE stream codec, REST, archive files."""

@@ -1,0 +1,91 @@
+"""``btc-realtime``: the realtime service's command line.
+
+``sbe-decode`` is the first tool to reach for when a live frame looks wrong: it prints one
+JSON object per frame with the header, the wire exponents and the decoded fields, or a
+JSON error object naming what is wrong with it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TextIO
+
+from realtime.binance.sbe import SbeDecodeError
+from realtime.binance.sbe.describe import describe_frame
+from realtime.binance.sbe.frame_file import FrameFileError, read_frames
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``btc-realtime`` console script; returns the exit status."""
+    parser = _parser()
+    arguments = parser.parse_args(argv)
+    return arguments.command(arguments)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="btc-realtime", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(title="commands", required=True)
+    decode = commands.add_parser(
+        "sbe-decode",
+        help="decode SBE stream frames to JSON lines",
+        description="Decode Binance SBE stream frames; one JSON object per frame on stdout. "
+        "Exit status 1 if any frame failed to decode.",
+    )
+    source = decode.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--hex",
+        action="append",
+        metavar="HEX",
+        help="a frame in hex (spaces allowed); repeat for more",
+    )
+    source.add_argument(
+        "--file",
+        type=Path,
+        metavar="PATH",
+        help="a file of frames, each prefixed by its uint32 LE length ('-' = stdin)",
+    )
+    decode.set_defaults(command=_sbe_decode)
+    return parser
+
+
+def _sbe_decode(arguments: argparse.Namespace) -> int:
+    out: TextIO = sys.stdout
+    failures = 0
+    try:
+        for index, frame in enumerate(_frames(arguments)):
+            try:
+                described = {"frame": index, **describe_frame(frame)}
+            except SbeDecodeError as error:
+                failures += 1
+                described = {
+                    "frame": index,
+                    "error": type(error).__name__,
+                    "detail": str(error),
+                    "hex": frame.hex(),
+                }
+            out.write(json.dumps(described) + "\n")
+    except (FrameFileError, ValueError) as error:
+        # An unreadable input (bad hex, broken frame file): what was decoded so far stands.
+        failures += 1
+        out.write(json.dumps({"error": type(error).__name__, "detail": str(error)}) + "\n")
+    return 1 if failures else 0
+
+
+def _frames(arguments: argparse.Namespace) -> Iterator[bytes]:
+    if arguments.hex:
+        for text in arguments.hex:
+            yield bytes.fromhex(text)
+        return
+    if str(arguments.file) == "-":
+        yield from read_frames(sys.stdin.buffer)
+        return
+    with arguments.file.open("rb") as file:
+        yield from read_frames(file)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Exchange-neutral market data: fixed-point numbers, normalised events, Arrow schemas."""

@@ -1,0 +1,1 @@
+"""Data contracts shipped with the runtime (Avro schemas for bus and archive payloads)."""
