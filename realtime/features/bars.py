@@ -1,0 +1,356 @@
+"""Per-second bars: exact integer aggregates of the trades (and last quote) of one second.
+
+Second ``t`` holds the trades with ``floor(transact_time_us / 1e6) == t`` and the best
+bid/ask events with ``floor(event_time_us / 1e6) == t``. Everything is an integer: counts,
+e8 quantities, and the notional ``sum(price_e8 * qty_e8)`` at exponent -16, which exceeds
+int64 (one BTC at 98,000 USDT is 9.8e20), so it is a Python int.
+
+``BarBuilder`` makes bars from live events one at a time; ``bars_from_tables`` makes the same
+bars from a stored day at once. Both include the seconds without trades.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from realtime.market.events import BestBidAsk, Trade
+
+US_PER_SECOND = 1_000_000
+NONE = -1
+"""Marks a missing price, time or id in a bar (a second without trades or quotes)."""
+
+
+class Bar(NamedTuple):
+    """One second of one symbol. Price and id fields are ``NONE`` (-1) where nothing happened."""
+
+    ts_sec: int
+    n_trades: int
+    buy_qty_e8: int
+    """Taker-buy quantity (``is_buyer_maker`` false)."""
+    sell_qty_e8: int
+    notional_e16: int
+    """``sum(price_e8 * qty_e8)``: exact, unbounded."""
+    first_price_e8: int
+    last_price_e8: int
+    max_qty_e8: int
+    """Largest single trade; 0 without trades."""
+    last_trade_time_us: int
+    first_trade_id: int
+    last_trade_id: int
+    bid_price_e8: int
+    """Best bid of the last best bid/ask event in the second."""
+    ask_price_e8: int
+
+
+def empty_bar(ts_sec: int) -> Bar:
+    return Bar(ts_sec, 0, 0, 0, 0, NONE, NONE, 0, NONE, NONE, NONE, NONE, NONE)
+
+
+class BarBuilder:
+    """Builds bars from live events in arrival order; a second closes when a later one starts.
+
+    Events for a second that already closed (late by more than the open second) are not
+    applied: they are counted in ``late_events`` and dropped, since the bar was published.
+    """
+
+    def __init__(self) -> None:
+        self.open_sec: int | None = None
+        self.late_events = 0
+        self._reset()
+
+    def _reset(self) -> None:
+        self._n_trades = 0
+        self._buy = 0
+        self._sell = 0
+        self._notional = 0
+        self._first_price = NONE
+        self._last_price = NONE
+        self._max_qty = 0
+        self._last_time = NONE
+        self._first_id = NONE
+        self._last_id = NONE
+        self._bid = NONE
+        self._ask = NONE
+
+    def add_trade(self, trade: Trade) -> list[Bar]:
+        """Apply one trade; return the bars it closed (the open one and any empty seconds)."""
+        second = trade.transact_time_us // US_PER_SECOND
+        closed = self._advance(second)
+        if second != self.open_sec:
+            self.late_events += 1
+            return closed
+        price, qty = trade.price_e8, trade.qty_e8
+        if self._n_trades == 0:
+            self._first_price = price
+            self._first_id = trade.trade_id
+        self._n_trades += 1
+        if trade.is_buyer_maker:
+            self._sell += qty
+        else:
+            self._buy += qty
+        self._notional += price * qty
+        self._last_price = price
+        if qty > self._max_qty:
+            self._max_qty = qty
+        self._last_time = trade.transact_time_us
+        self._last_id = trade.trade_id
+        return closed
+
+    def add_quote(self, quote: BestBidAsk) -> list[Bar]:
+        """Apply one best bid/ask; return the bars it closed."""
+        second = quote.event_time_us // US_PER_SECOND
+        closed = self._advance(second)
+        if second != self.open_sec:
+            self.late_events += 1
+            return closed
+        self._bid = quote.bid_price_e8
+        self._ask = quote.ask_price_e8
+        return closed
+
+    def close_through(self, ts_sec: int) -> list[Bar]:
+        """Close every second up to and including ``ts_sec`` (time passed without events)."""
+        if self.open_sec is None or ts_sec < self.open_sec:
+            return []
+        return self._advance(ts_sec + 1)
+
+    def _advance(self, second: int) -> list[Bar]:
+        if self.open_sec is None:
+            self.open_sec = second
+            return []
+        if second <= self.open_sec:
+            return []
+        closed = [
+            Bar(
+                self.open_sec,
+                self._n_trades,
+                self._buy,
+                self._sell,
+                self._notional,
+                self._first_price,
+                self._last_price,
+                self._max_qty,
+                self._last_time,
+                self._first_id,
+                self._last_id,
+                self._bid,
+                self._ask,
+            )
+        ]
+        closed.extend(empty_bar(ts) for ts in range(self.open_sec + 1, second))
+        self.open_sec = second
+        self._reset()
+        return closed
+
+
+@dataclass(frozen=True)
+class Bars:
+    """Consecutive bars as columns: row ``i`` is second ``start_sec + i``.
+
+    Integer columns are int64 numpy arrays; ``notional_e16`` is a list of Python ints.
+    """
+
+    start_sec: int
+    n_trades: np.ndarray
+    buy_qty_e8: np.ndarray
+    sell_qty_e8: np.ndarray
+    notional_e16: list[int]
+    first_price_e8: np.ndarray
+    last_price_e8: np.ndarray
+    max_qty_e8: np.ndarray
+    last_trade_time_us: np.ndarray
+    first_trade_id: np.ndarray
+    last_trade_id: np.ndarray
+    bid_price_e8: np.ndarray
+    ask_price_e8: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.n_trades)
+
+    @property
+    def ts_sec(self) -> np.ndarray:
+        return np.arange(self.start_sec, self.start_sec + len(self), dtype=np.int64)
+
+    def row(self, index: int) -> Bar:
+        """Bar ``index`` as the live path's ``Bar`` (for comparisons)."""
+        return Bar(
+            self.start_sec + index,
+            *(int(column[index]) for column in self._columns()[:3]),
+            self.notional_e16[index],
+            *(int(column[index]) for column in self._columns()[3:]),
+        )
+
+    def rows(self) -> Iterator[Bar]:
+        return (self.row(index) for index in range(len(self)))
+
+    def _columns(self) -> tuple[np.ndarray, ...]:
+        return (
+            self.n_trades,
+            self.buy_qty_e8,
+            self.sell_qty_e8,
+            self.first_price_e8,
+            self.last_price_e8,
+            self.max_qty_e8,
+            self.last_trade_time_us,
+            self.first_trade_id,
+            self.last_trade_id,
+            self.bid_price_e8,
+            self.ask_price_e8,
+        )
+
+    @staticmethod
+    def from_rows(rows: list[Bar]) -> Bars:
+        """Columns from consecutive live bars."""
+        if any(b.ts_sec != rows[0].ts_sec + i for i, b in enumerate(rows)):
+            raise ValueError("bars are not consecutive seconds")
+        column = lambda name: np.array([getattr(b, name) for b in rows], dtype=np.int64)  # noqa: E731
+        return Bars(
+            start_sec=rows[0].ts_sec,
+            n_trades=column("n_trades"),
+            buy_qty_e8=column("buy_qty_e8"),
+            sell_qty_e8=column("sell_qty_e8"),
+            notional_e16=[b.notional_e16 for b in rows],
+            first_price_e8=column("first_price_e8"),
+            last_price_e8=column("last_price_e8"),
+            max_qty_e8=column("max_qty_e8"),
+            last_trade_time_us=column("last_trade_time_us"),
+            first_trade_id=column("first_trade_id"),
+            last_trade_id=column("last_trade_id"),
+            bid_price_e8=column("bid_price_e8"),
+            ask_price_e8=column("ask_price_e8"),
+        )
+
+
+def bars_from_tables(
+    trades: pa.Table,
+    quotes: pa.Table | None = None,
+    *,
+    start_sec: int | None = None,
+    end_sec: int | None = None,
+) -> Bars:
+    """Bars for seconds ``start_sec..end_sec`` from stored trades (and best bid/asks).
+
+    ``trades`` has the ``arrow_schemas.TRADES`` columns (trade_id, price_e8, qty_e8,
+    transact_time, is_buyer_maker), ordered by time as Binance's ids are. ``quotes`` has
+    event_time (timestamp us), bid_price_e8 and ask_price_e8. The range defaults to the
+    first through the last second with an event.
+    """
+    trade_us = _micros(trades["transact_time"])
+    quote_us = _micros(quotes["event_time"]) if quotes is not None else np.empty(0, np.int64)
+    trade_sec = trade_us // US_PER_SECOND
+    quote_sec = quote_us // US_PER_SECOND
+    if np.any(np.diff(trade_us) < 0) or np.any(np.diff(quote_us) < 0):
+        raise ValueError("events must be ordered by time")
+    seconds = np.concatenate([trade_sec[:1], trade_sec[-1:], quote_sec[:1], quote_sec[-1:]])
+    if start_sec is None:
+        start_sec = int(seconds.min()) if len(seconds) else 0
+    if end_sec is None:
+        end_sec = int(seconds.max()) if len(seconds) else start_sec - 1
+    n = end_sec - start_sec + 1
+    keep = (trade_sec >= start_sec) & (trade_sec <= end_sec)
+
+    price = trades["price_e8"].to_numpy()[keep]
+    qty = trades["qty_e8"].to_numpy()[keep]
+    ids = trades["trade_id"].to_numpy()[keep]
+    maker = trades["is_buyer_maker"].to_numpy(zero_copy_only=False)[keep]
+    slot = (trade_sec[keep] - start_sec).astype(np.intp)
+    time_us = trade_us[keep]
+
+    n_trades = np.bincount(slot, minlength=n).astype(np.int64)
+    starts = np.flatnonzero(np.r_[True, slot[1:] != slot[:-1]]) if len(slot) else slot
+    ends = np.r_[starts[1:], len(slot)] - 1 if len(slot) else slot
+    occupied = slot[starts]
+
+    def per_second(values: np.ndarray, reduce: np.ufunc, fill: int) -> np.ndarray:
+        column = np.full(n, fill, dtype=np.int64)
+        if len(starts):
+            column[occupied] = reduce.reduceat(values, starts)
+        return column
+
+    def at(values: np.ndarray, positions: np.ndarray, fill: int = NONE) -> np.ndarray:
+        column = np.full(n, fill, dtype=np.int64)
+        column[occupied] = values[positions]
+        return column
+
+    buy_qty = np.where(maker, 0, qty)
+    notional = [0] * n
+    for position, total in zip(occupied.tolist(), _notional_sums(price, qty, starts), strict=True):
+        notional[position] = total
+
+    bid = np.full(n, NONE, dtype=np.int64)
+    ask = np.full(n, NONE, dtype=np.int64)
+    if quotes is not None and len(quote_us):
+        quote_keep = (quote_sec >= start_sec) & (quote_sec <= end_sec)
+        quote_slot = quote_sec[quote_keep] - start_sec
+        last_in_second = np.flatnonzero(np.r_[quote_slot[1:] != quote_slot[:-1], True])
+        bid[quote_slot[last_in_second]] = quotes["bid_price_e8"].to_numpy()[quote_keep][
+            last_in_second
+        ]
+        ask[quote_slot[last_in_second]] = quotes["ask_price_e8"].to_numpy()[quote_keep][
+            last_in_second
+        ]
+
+    return Bars(
+        start_sec=start_sec,
+        n_trades=n_trades,
+        buy_qty_e8=per_second(buy_qty, np.add, 0),
+        sell_qty_e8=per_second(qty - buy_qty, np.add, 0),
+        notional_e16=notional,
+        first_price_e8=at(price, starts),
+        last_price_e8=at(price, ends),
+        max_qty_e8=per_second(qty, np.maximum, 0),
+        last_trade_time_us=at(time_us, ends),
+        first_trade_id=at(ids, starts),
+        last_trade_id=at(ids, ends),
+        bid_price_e8=bid,
+        ask_price_e8=ask,
+    )
+
+
+def _micros(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    return pc.cast(column, pa.timestamp("us", tz="UTC")).cast(pa.int64()).to_numpy()
+
+
+_SPLIT = 24
+_SPLIT_MASK = (1 << _SPLIT) - 1
+_PART_LIMIT = 1 << 47
+_GROUP_LIMIT = 1 << 16
+
+
+def _notional_sums(price: np.ndarray, qty: np.ndarray, starts: np.ndarray) -> list[int]:
+    """Exact ``sum(price * qty)`` per group of consecutive trades beginning at ``starts``.
+
+    The products overflow int64, so each factor is split at 2**24 and the partial products,
+    all below 2**48, are summed per group in int64 (no overflow below 2**16 trades a group),
+    then recombined as Python ints. Inputs beyond those bounds take an exact pure-Python path.
+    """
+    if not len(starts):
+        return []
+    sizes = np.diff(np.r_[starts, len(price)])
+    in_bounds = (
+        price.min() >= 0
+        and qty.min() >= 0
+        and price.max() < _PART_LIMIT
+        and qty.max() < _PART_LIMIT
+    )
+    if not in_bounds or sizes.max() >= _GROUP_LIMIT:
+        prices, quantities = price.tolist(), qty.tolist()
+        ends = np.r_[starts[1:], len(price)].tolist()
+        return [
+            sum(p * q for p, q in zip(prices[a:b], quantities[a:b], strict=True))
+            for a, b in zip(starts.tolist(), ends, strict=True)
+        ]
+    price_high, price_low = price >> _SPLIT, price & _SPLIT_MASK
+    qty_high, qty_low = qty >> _SPLIT, qty & _SPLIT_MASK
+    high = np.add.reduceat(price_high * qty_high, starts)
+    middle = np.add.reduceat(price_high * qty_low + price_low * qty_high, starts)
+    low = np.add.reduceat(price_low * qty_low, starts)
+    return [
+        (h << (2 * _SPLIT)) + (m << _SPLIT) + lo
+        for h, m, lo in zip(high.tolist(), middle.tolist(), low.tolist(), strict=True)
+    ]

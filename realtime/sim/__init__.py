@@ -1,0 +1,1 @@
+"""Synthetic and replayed markets for running the platform offline."""
