@@ -49,7 +49,48 @@ def _parser() -> argparse.ArgumentParser:
         help="a file of frames, each prefixed by its uint32 LE length ('-' = stdin)",
     )
     decode.set_defaults(command=_sbe_decode)
+
+    replay = commands.add_parser(
+        "replay-parity",
+        help="replay stored trades through the live feature path and compare with the batch path",
+        description="Feed a stored stream through the live path (bars, then features one second "
+        "at a time) and compare every feature vector with the batch path bit for bit. "
+        "Exit status 1 on any difference.",
+    )
+    replay.add_argument(
+        "--trades",
+        type=Path,
+        required=True,
+        metavar="ZIP",
+        help="a data.binance.vision spot trades zip",
+    )
+    replay.add_argument(
+        "--quotes", type=Path, metavar="CSV", help="a recorded bookTicker CSV (feeds the spread)"
+    )
+    replay.set_defaults(command=_replay_parity)
     return parser
+
+
+def _replay_parity(arguments: argparse.Namespace) -> int:
+    # Imported here: the codec commands should not pay for the feature engine's imports.
+    from realtime.binance.archive import read_table
+    from realtime.features.replay import replay_parity
+    from realtime.sim.captures import book_ticker_csv
+
+    trades = read_table(arguments.trades, "trades")
+    quotes = book_ticker_csv(arguments.quotes) if arguments.quotes else None
+    report = replay_parity(trades, quotes)
+    summary = {"equal": report.equal, "seconds": report.seconds, "features": report.features}
+    summary |= {
+        "trades": report.trades,
+        "quotes": report.quotes,
+        "mismatched_values": report.mismatched_values,
+    }
+    if report.first_mismatch is not None:
+        summary["first_mismatch"] = vars(report.first_mismatch)
+    sys.stdout.write(json.dumps(summary) + "\n")
+    sys.stderr.write(report.summary() + "\n")
+    return 0 if report.equal else 1
 
 
 def _sbe_decode(arguments: argparse.Namespace) -> int:

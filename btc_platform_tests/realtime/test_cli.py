@@ -122,3 +122,34 @@ def test_invalid_hex_is_a_clear_error():
     status, (event,) = run("sbe-decode", "--hex", "zz")
     assert status == 1
     assert event["error"] == "ValueError"
+
+
+CAPTURE = Path(__file__).parents[1] / "fixtures" / "binance_capture_2023-04-05"
+
+
+def test_replay_parity_on_the_real_capture():
+    result = subprocess.run(
+        [
+            CLI,
+            "replay-parity",
+            "--trades",
+            str(CAPTURE / "BTCUSDT-trades-2023-04-05.zip"),
+            "--quotes",
+            str(CAPTURE / "bookTicker.csv"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report == {
+        "equal": True,
+        "seconds": 416,
+        "features": 20,
+        "trades": 3144,
+        "quotes": 8015,
+        "mismatched_values": 0,
+    }
+    assert "bit-for-bit equal" in result.stderr

@@ -51,7 +51,8 @@ def batch_features(bars: Bars) -> np.ndarray:
 
     def lag(values: np.ndarray, k: int, fill: float | int) -> np.ndarray:
         shifted = np.full_like(values, fill)
-        shifted[k:] = values[: n - k]
+        if k < n:
+            shifted[k:] = values[: n - k]
         return shifted
 
     def set_valid(name: str, values: np.ndarray, valid: np.ndarray) -> None:

@@ -52,3 +52,14 @@ KLINES = pa.schema(
         pa.field("taker_buy_quote_volume", VOLUME_E8, nullable=False),
     ]
 )
+
+BEST_BID_ASK = pa.schema(
+    [
+        pa.field("event_time", TIMESTAMP_US, nullable=False),
+        pa.field("book_update_id", pa.int64(), nullable=False),
+        pa.field("bid_price_e8", pa.int64(), nullable=False),
+        pa.field("bid_qty_e8", pa.int64(), nullable=False),
+        pa.field("ask_price_e8", pa.int64(), nullable=False),
+        pa.field("ask_qty_e8", pa.int64(), nullable=False),
+    ]
+)
