@@ -23,7 +23,7 @@ import numpy as np
 from realtime.features.bars import BarBuilder, bars_from_tables
 from realtime.features.engine import LiveFeatureEngine, batch_features
 from realtime.features.labels import labels_v1
-from realtime.features.replay import compare
+from realtime.features.replay import compare, trade_events
 from realtime.market.events import Trade
 from realtime.sim.synthetic_trades import synthetic_trades
 
@@ -69,17 +69,7 @@ def main() -> None:
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core for both paths
 
     trades = synthetic_trades(arguments.trades, seed=arguments.seed)
-    events = [
-        Trade("BTCUSDT", trade_id, price, qty, maker, time_us, time_us)
-        for trade_id, price, qty, time_us, maker in zip(
-            trades["trade_id"].to_pylist(),
-            trades["price_e8"].to_pylist(),
-            trades["qty_e8"].to_pylist(),
-            trades["transact_time"].cast("int64").to_pylist(),
-            trades["is_buyer_maker"].to_pylist(),
-            strict=True,
-        )
-    ]
+    events = list(trade_events(trades))
 
     runs = [batch_path(trades) for _ in range(arguments.repeats)]
     bars, features, labels, _ = runs[-1]

@@ -208,7 +208,10 @@ class Bars:
         """Columns from consecutive live bars."""
         if any(b.ts_sec != rows[0].ts_sec + i for i, b in enumerate(rows)):
             raise ValueError("bars are not consecutive seconds")
-        column = lambda name: np.array([getattr(b, name) for b in rows], dtype=np.int64)  # noqa: E731
+
+        def column(name: str) -> np.ndarray:
+            return np.array([getattr(bar, name) for bar in rows], dtype=np.int64)
+
         return Bars(
             start_sec=rows[0].ts_sec,
             n_trades=column("n_trades"),

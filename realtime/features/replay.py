@@ -8,6 +8,7 @@ and -0.0 differs from 0.0; the report names the first differing second and featu
 from __future__ import annotations
 
 import heapq
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -103,38 +104,41 @@ def replay_parity(trades: pa.Table, quotes: pa.Table | None = None) -> ParityRep
     )
 
 
-def _events_in_time_order(trades: pa.Table, quotes: pa.Table | None, symbol: str):
-    """Trades and quotes merged by time; on equal times the stored order (trades first) holds."""
-    trade_stream = (
-        (time_us, 0, index, Trade(symbol, trade_id, price, qty, maker, time_us, time_us))
-        for index, (trade_id, price, qty, time_us, maker) in enumerate(
-            zip(
-                trades["trade_id"].to_pylist(),
-                trades["price_e8"].to_pylist(),
-                trades["qty_e8"].to_pylist(),
-                trades["transact_time"].cast(pa.int64()).to_pylist(),
-                trades["is_buyer_maker"].to_pylist(),
-                strict=True,
-            )
-        )
+def trade_events(trades: pa.Table, symbol: str = "BTCUSDT") -> Iterator[Trade]:
+    """A stored ``TRADES`` table as the ``Trade`` events the live decoder produces."""
+    columns = (
+        trades["trade_id"].to_pylist(),
+        trades["price_e8"].to_pylist(),
+        trades["qty_e8"].to_pylist(),
+        trades["transact_time"].cast(pa.int64()).to_pylist(),
+        trades["is_buyer_maker"].to_pylist(),
     )
+    for trade_id, price, qty, time_us, maker in zip(*columns, strict=True):
+        yield Trade(symbol, trade_id, price, qty, maker, time_us, time_us)
+
+
+def quote_events(quotes: pa.Table, symbol: str = "BTCUSDT") -> Iterator[BestBidAsk]:
+    """A stored ``BEST_BID_ASK`` table as ``BestBidAsk`` events."""
+    columns = (
+        quotes["event_time"].cast(pa.int64()).to_pylist(),
+        quotes["book_update_id"].to_pylist(),
+        quotes["bid_price_e8"].to_pylist(),
+        quotes["bid_qty_e8"].to_pylist(),
+        quotes["ask_price_e8"].to_pylist(),
+        quotes["ask_qty_e8"].to_pylist(),
+    )
+    for time_us, update_id, bid, bid_qty, ask, ask_qty in zip(*columns, strict=True):
+        yield BestBidAsk(symbol, time_us, update_id, bid, bid_qty, ask, ask_qty)
+
+
+def _events_in_time_order(
+    trades: pa.Table, quotes: pa.Table | None, symbol: str
+) -> Iterator[Trade | BestBidAsk]:
+    """Trades and quotes merged by time; on equal times trades come first, each in stored order."""
     if quotes is None:
-        yield from (event for *_, event in trade_stream)
+        yield from trade_events(trades, symbol)
         return
-    quote_stream = (
-        (time_us, 1, index, BestBidAsk(symbol, time_us, update_id, bid, bid_qty, ask, ask_qty))
-        for index, (time_us, update_id, bid, bid_qty, ask, ask_qty) in enumerate(
-            zip(
-                quotes["event_time"].cast(pa.int64()).to_pylist(),
-                quotes["book_update_id"].to_pylist(),
-                quotes["bid_price_e8"].to_pylist(),
-                quotes["bid_qty_e8"].to_pylist(),
-                quotes["ask_price_e8"].to_pylist(),
-                quotes["ask_qty_e8"].to_pylist(),
-                strict=True,
-            )
-        )
-    )
-    yield from (
-        event for *_, event in heapq.merge(trade_stream, quote_stream, key=lambda item: item[:3])
-    )
+    keyed_trades = ((trade.transact_time_us, 0, trade) for trade in trade_events(trades, symbol))
+    keyed_quotes = ((quote.event_time_us, 1, quote) for quote in quote_events(quotes, symbol))
+    merged = heapq.merge(keyed_trades, keyed_quotes, key=lambda item: item[:2])
+    yield from (event for _, _, event in merged)
