@@ -80,10 +80,8 @@ class BarBuilder:
 
     def add_trade(self, trade: Trade) -> list[Bar]:
         """Apply one trade; return the bars it closed (the open one and any empty seconds)."""
-        second = trade.transact_time_us // US_PER_SECOND
-        closed = self._advance(second)
-        if second != self.open_sec:
-            self.late_events += 1
+        closed, on_time = self._enter(trade.transact_time_us // US_PER_SECOND)
+        if not on_time:
             return closed
         price, qty = trade.price_e8, trade.qty_e8
         if self._n_trades == 0:
@@ -104,14 +102,20 @@ class BarBuilder:
 
     def add_quote(self, quote: BestBidAsk) -> list[Bar]:
         """Apply one best bid/ask; return the bars it closed."""
-        second = quote.event_time_us // US_PER_SECOND
-        closed = self._advance(second)
-        if second != self.open_sec:
-            self.late_events += 1
+        closed, on_time = self._enter(quote.event_time_us // US_PER_SECOND)
+        if not on_time:
             return closed
         self._bid = quote.bid_price_e8
         self._ask = quote.ask_price_e8
         return closed
+
+    def _enter(self, second: int) -> tuple[list[Bar], bool]:
+        """Move to an event's second; return the bars that closed and whether it is on time."""
+        closed = self._advance(second)
+        if second != self.open_sec:
+            self.late_events += 1
+            return closed, False
+        return closed, True
 
     def close_through(self, ts_sec: int) -> list[Bar]:
         """Close every second up to and including ``ts_sec`` (time passed without events)."""
@@ -178,30 +182,14 @@ class Bars:
 
     def row(self, index: int) -> Bar:
         """Bar ``index`` as the live path's ``Bar`` (for comparisons)."""
-        return Bar(
-            self.start_sec + index,
-            *(int(column[index]) for column in self._columns()[:3]),
-            self.notional_e16[index],
-            *(int(column[index]) for column in self._columns()[3:]),
-        )
+        values = {"ts_sec": self.start_sec + index, "notional_e16": self.notional_e16[index]}
+        for name in Bar._fields:
+            if name not in values:
+                values[name] = int(getattr(self, name)[index])
+        return Bar(**values)
 
     def rows(self) -> Iterator[Bar]:
         return (self.row(index) for index in range(len(self)))
-
-    def _columns(self) -> tuple[np.ndarray, ...]:
-        return (
-            self.n_trades,
-            self.buy_qty_e8,
-            self.sell_qty_e8,
-            self.first_price_e8,
-            self.last_price_e8,
-            self.max_qty_e8,
-            self.last_trade_time_us,
-            self.first_trade_id,
-            self.last_trade_id,
-            self.bid_price_e8,
-            self.ask_price_e8,
-        )
 
     @staticmethod
     def from_rows(rows: list[Bar]) -> Bars:

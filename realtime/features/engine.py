@@ -42,12 +42,7 @@ def batch_features(bars: Bars) -> np.ndarray:
         return out
     row = np.arange(n)
     _check_exact(bars)
-
-    last_seen = np.maximum.accumulate(np.where(bars.last_price_e8 != NONE, row, -1))
-    traded = last_seen >= 0  # a trade at or before this second
-    last_price = np.where(traded, bars.last_price_e8[last_seen], NONE)
-    log_price = np.full(n, np.nan)
-    log_price[traded] = [f.log_price(price) for price in last_price[traded].tolist()]
+    last_seen, traded, last_price, log_price = carried_last_price(bars)
 
     def lag(values: np.ndarray, k: int, fill: float | int) -> np.ndarray:
         shifted = np.full_like(values, fill)
@@ -127,6 +122,19 @@ def batch_features(bars: Bars) -> np.ndarray:
     return out
 
 
+def carried_last_price(bars: Bars) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per second: the row of the last trade so far (-1 if none), whether one exists, its
+    price_e8 (``NONE`` if none) and ``log_price`` of it (NaN if none). Features and labels
+    both read prices through this, so they agree on what ``P_t`` is."""
+    row = np.arange(len(bars))
+    last_seen = np.maximum.accumulate(np.where(bars.last_price_e8 != NONE, row, -1))
+    traded = last_seen >= 0
+    last_price = np.where(traded, bars.last_price_e8[last_seen], NONE)
+    log_price = np.full(len(bars), np.nan)
+    log_price[traded] = [f.log_price(price) for price in last_price[traded].tolist()]
+    return last_seen, traded, last_price, log_price
+
+
 def _window_sum(values: np.ndarray, width: int) -> np.ndarray:
     """Exact int64 sum of ``values[i - width + 1 .. i]`` (partial at the start)."""
     cumulative = np.concatenate([[0], np.cumsum(values)])
@@ -145,12 +153,15 @@ def _python_window_sum(values: list[int], width: int) -> list[int]:
 
 
 def _check_exact(bars: Bars) -> None:
-    """Refuse bars whose float conversions would not be exact (the parity premise)."""
-    largest = max(
-        int(np.abs(column).max(initial=0))
-        for column in (bars.buy_qty_e8, bars.sell_qty_e8, bars.last_price_e8, bars.ask_price_e8)
+    """Refuse bars whose float conversions would not be exact (the parity premise).
+
+    The largest integers turned into floats are 5-second quantity sums and prices.
+    """
+    largest_qty = max(int(bars.buy_qty_e8.max(initial=0)), int(bars.sell_qty_e8.max(initial=0)))
+    largest_price = max(
+        int(bars.last_price_e8.max(initial=0)), int(bars.ask_price_e8.max(initial=0))
     )
-    if largest * _LONG >= f.EXACT_FLOAT_LIMIT:
+    if max(2 * _SHORT * largest_qty, largest_price) >= f.EXACT_FLOAT_LIMIT:
         raise ValueError(
             "bar values too large for exact float conversion (see formulas.EXACT_FLOAT_LIMIT)"
         )

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from realtime.features import formulas as f
-from realtime.features.bars import NONE, Bars
+from realtime.features.bars import Bars
+from realtime.features.engine import carried_last_price
 
 HORIZON_S = 10
 
@@ -30,11 +30,7 @@ def labels_v1(
     if last_complete_sec is None:
         last_complete_sec = bars.start_sec + n - 1
     row = np.arange(n)
-    last_seen = np.maximum.accumulate(np.where(bars.last_price_e8 != NONE, row, -1))
-    traded = last_seen >= 0
-    log_price = np.full(n, np.nan)
-    prices = bars.last_price_e8[last_seen[traded]]
-    log_price[traded] = [f.log_price(price) for price in prices.tolist()]
+    _, traded, _, log_price = carried_last_price(bars)
     complete = n - max(0, bars.start_sec + n - 1 - last_complete_sec)
     ahead = row + horizon_s
     valid = traded & (ahead < complete)
