@@ -33,6 +33,7 @@ test: lint
 bench: $(INSTALLED)
 	$(BIN)/python bench/sbe_decode.py
 	$(BIN)/python bench/features_day.py
+	$(BIN)/python bench/sim_stream.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis build *.egg-info

@@ -56,7 +56,7 @@ def trades_csv(trades: TradeColumns, day: dt.date) -> bytes:
             pa.array(trades.trade_id),
             e8_strings(trades.price_e8),
             e8_strings(trades.qty_e8),
-            e8_strings(np.asarray(quote, dtype=np.int64)),
+            _big_e8_strings(quote) if quote.dtype == object else e8_strings(quote),
             pa.array(_archive_times(trades.time_us, day)),
             _booleans(trades.is_buyer_maker),
             _booleans(np.ones(len(trades.trade_id), dtype=bool)),
@@ -121,10 +121,8 @@ def e8_strings(mantissas: np.ndarray) -> pa.Array:
 
 
 def _big_e8_strings(mantissas: np.ndarray) -> pa.Array:
-    text = [
-        f"{'-' if v < 0 else ''}{abs(int(v)) // 10**8}.{abs(int(v)) % 10**8:08d}" for v in mantissas
-    ]
-    return pa.array(text, pa.string())
+    """Exact for Python ints beyond int64 (sums of volumes, quote quantities)."""
+    return pa.array([format_e8(int(v)) for v in mantissas], pa.string())
 
 
 def _archive_times(times_us: np.ndarray, day: dt.date) -> np.ndarray:
