@@ -7,6 +7,7 @@ a trade is on the tape before its frame goes out.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -46,7 +47,7 @@ class RestFaults:
         if fault.count <= 1:
             self.forced_status.pop(0)
         else:
-            self.forced_status[0] = Fault(**{**fault.__dict__, "count": fault.count - 1})
+            self.forced_status[0] = dataclasses.replace(fault, count=fault.count - 1)
         return fault
 
     def withheld_ranges(self, ids: str) -> list[tuple[int, int]]:
