@@ -34,6 +34,7 @@ bench: $(INSTALLED)
 	$(BIN)/python bench/sbe_decode.py
 	$(BIN)/python bench/features_day.py
 	$(BIN)/python bench/sim_stream.py
+	$(BIN)/python bench/features_v2_day.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis build *.egg-info

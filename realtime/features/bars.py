@@ -46,10 +46,13 @@ class Bar(NamedTuple):
     bid_price_e8: int
     """Best bid of the last best bid/ask event in the second."""
     ask_price_e8: int
+    bid_qty_e8: int
+    """Quantity at the best bid of that event."""
+    ask_qty_e8: int
 
 
 def empty_bar(ts_sec: int) -> Bar:
-    return Bar(ts_sec, 0, 0, 0, 0, NONE, NONE, 0, NONE, NONE, NONE, NONE, NONE)
+    return Bar(ts_sec, 0, 0, 0, 0, NONE, NONE, 0, NONE, NONE, NONE, NONE, NONE, NONE, NONE)
 
 
 class BarBuilder:
@@ -77,6 +80,8 @@ class BarBuilder:
         self._last_id = NONE
         self._bid = NONE
         self._ask = NONE
+        self._bid_qty = NONE
+        self._ask_qty = NONE
 
     def add_trade(self, trade: Trade) -> list[Bar]:
         """Apply one trade; return the bars it closed (the open one and any empty seconds)."""
@@ -107,6 +112,8 @@ class BarBuilder:
             return closed
         self._bid = quote.bid_price_e8
         self._ask = quote.ask_price_e8
+        self._bid_qty = quote.bid_qty_e8
+        self._ask_qty = quote.ask_qty_e8
         return closed
 
     def _enter(self, second: int) -> tuple[list[Bar], bool]:
@@ -144,6 +151,8 @@ class BarBuilder:
                 self._last_id,
                 self._bid,
                 self._ask,
+                self._bid_qty,
+                self._ask_qty,
             )
         ]
         closed.extend(empty_bar(ts) for ts in range(self.open_sec + 1, second))
@@ -172,6 +181,8 @@ class Bars:
     last_trade_id: np.ndarray
     bid_price_e8: np.ndarray
     ask_price_e8: np.ndarray
+    bid_qty_e8: np.ndarray
+    ask_qty_e8: np.ndarray
 
     def __len__(self) -> int:
         return len(self.n_trades)
@@ -214,6 +225,8 @@ class Bars:
             last_trade_id=column("last_trade_id"),
             bid_price_e8=column("bid_price_e8"),
             ask_price_e8=column("ask_price_e8"),
+            bid_qty_e8=column("bid_qty_e8"),
+            ask_qty_e8=column("ask_qty_e8"),
         )
 
 
@@ -228,7 +241,7 @@ def bars_from_tables(
 
     ``trades`` has the ``arrow_schemas.TRADES`` columns (trade_id, price_e8, qty_e8,
     transact_time, is_buyer_maker), ordered by time as Binance's ids are. ``quotes`` has
-    event_time (timestamp us), bid_price_e8 and ask_price_e8. The range defaults to the
+    event_time (timestamp us), bid/ask price_e8 and qty_e8. The range defaults to the
     first through the last second with an event.
     """
     trade_us = _micros(trades["transact_time"])
@@ -273,18 +286,16 @@ def bars_from_tables(
     for position, total in zip(occupied.tolist(), _notional_sums(price, qty, starts), strict=True):
         notional[position] = total
 
-    bid = np.full(n, NONE, dtype=np.int64)
-    ask = np.full(n, NONE, dtype=np.int64)
+    top_of_book = {
+        name: np.full(n, NONE, dtype=np.int64)
+        for name in ("bid_price_e8", "ask_price_e8", "bid_qty_e8", "ask_qty_e8")
+    }
     if quotes is not None and len(quote_us):
         quote_keep = (quote_sec >= start_sec) & (quote_sec <= end_sec)
         quote_slot = quote_sec[quote_keep] - start_sec
         last_in_second = np.flatnonzero(np.r_[quote_slot[1:] != quote_slot[:-1], True])
-        bid[quote_slot[last_in_second]] = quotes["bid_price_e8"].to_numpy()[quote_keep][
-            last_in_second
-        ]
-        ask[quote_slot[last_in_second]] = quotes["ask_price_e8"].to_numpy()[quote_keep][
-            last_in_second
-        ]
+        for name, column in top_of_book.items():
+            column[quote_slot[last_in_second]] = quotes[name].to_numpy()[quote_keep][last_in_second]
 
     return Bars(
         start_sec=start_sec,
@@ -298,8 +309,7 @@ def bars_from_tables(
         last_trade_time_us=at(time_us, ends),
         first_trade_id=at(ids, starts),
         last_trade_id=at(ids, ends),
-        bid_price_e8=bid,
-        ask_price_e8=ask,
+        **top_of_book,
     )
 
 

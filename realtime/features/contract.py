@@ -42,3 +42,4 @@ def load_contract(version: int) -> FeatureContract:
 
 
 CONTRACT_V1 = load_contract(1)
+CONTRACT_V2 = load_contract(2)

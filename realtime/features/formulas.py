@@ -76,3 +76,25 @@ MEDIAN_LOW, MEDIAN_HIGH = 29, 30
 P95_WINDOW = 60
 P95_RANK = math.ceil(0.95 * P95_WINDOW) - 1
 """Nearest-rank 95th percentile of 60 values: the 57th smallest (0-based rank 56)."""
+
+
+def log_mid(bid_e8: int, ask_e8: int) -> float:
+    """``log(M)`` with ``M = (bid + ask) / 2`` in units: one exact ratio, then ``math.log``."""
+    return math.log((bid_e8 + ask_e8) / (2 * E8))
+
+
+def spread_bp(bid_e8: Number, ask_e8: Number) -> Number:
+    """``1e4 * (ask - bid) / M`` as the one ratio ``(ask - bid) * 20000 / (ask + bid)``."""
+    return (ask_e8 - bid_e8) * 20_000 / (ask_e8 + bid_e8)
+
+
+def microprice_deviation_bp(bid_e8: int, bid_qty_e8: int, ask_e8: int, ask_qty_e8: int) -> float:
+    """``1e4 * (microprice - M) / M`` exactly, rounded once; Python ints (beyond 2**53).
+
+    With ``microprice = (bid * ask_qty + ask * bid_qty) / (bid_qty + ask_qty)`` this is
+    ``1e4 * (ask - bid) * (bid_qty - ask_qty) / ((bid_qty + ask_qty) * (ask + bid))``.
+    The caller guarantees ``bid_qty + ask_qty > 0``.
+    """
+    return (10_000 * (ask_e8 - bid_e8) * (bid_qty_e8 - ask_qty_e8)) / (
+        (bid_qty_e8 + ask_qty_e8) * (ask_e8 + bid_e8)
+    )

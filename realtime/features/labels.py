@@ -1,8 +1,10 @@
-"""Labels of contract v1: the 10-second-ahead log return of the last trade price.
+"""Labels: the 10-second-ahead log return of the last trade price (v1) or of the mid (v2).
 
-``y_t = log(P_{t+10}) - log(P_t)``. The leakage guard is structural: a label needs second
-``t + horizon`` to be complete, so the last ``horizon`` seconds of a range (and any second
-before the first trade) have no label and no training row.
+``y_t = log(P_{t+10}) - log(P_t)``, ``P`` read exactly as the features read it (v1: the
+carried last trade price; v2: the mid of the carried top of book). The leakage guard is
+structural: a label needs second ``t + horizon`` to be complete, so the last ``horizon``
+seconds of a range (and any second before the first price) have no label and no training
+row.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import numpy as np
 
 from realtime.features.bars import Bars
 from realtime.features.engine import carried_last_price
+from realtime.features.engine_v2 import carried_top_of_book
 
 HORIZON_S = 10
 
@@ -23,17 +26,37 @@ def labels_v1(
     ``last_complete_sec`` is the newest second whose trades are all known (default: the last
     bar); labels never read past it, so an open second cannot leak into training.
     """
+    if len(bars) == 0:
+        return np.full(0, np.nan)
+    _, traded, _, log_price = carried_last_price(bars)
+    return _forward_log_returns(bars, traded, log_price, horizon_s, last_complete_sec)
+
+
+def labels_v2(
+    bars: Bars, *, horizon_s: int = HORIZON_S, last_complete_sec: int | None = None
+) -> np.ndarray:
+    """Label per second of ``bars`` on the mid price (NaN where undefined); as ``labels_v1``."""
+    if len(bars) == 0:
+        return np.full(0, np.nan)
+    top = carried_top_of_book(bars)
+    return _forward_log_returns(bars, top.quoted, top.log_mid, horizon_s, last_complete_sec)
+
+
+def _forward_log_returns(
+    bars: Bars,
+    defined: np.ndarray,
+    log_price: np.ndarray,
+    horizon_s: int,
+    last_complete_sec: int | None,
+) -> np.ndarray:
     n = len(bars)
     labels = np.full(n, np.nan)
-    if n == 0:
-        return labels
     if last_complete_sec is None:
         last_complete_sec = bars.start_sec + n - 1
     row = np.arange(n)
-    _, traded, _, log_price = carried_last_price(bars)
     complete = n - max(0, bars.start_sec + n - 1 - last_complete_sec)
     ahead = row + horizon_s
-    valid = traded & (ahead < complete)
+    valid = defined & (ahead < complete)
     labels[valid] = log_price[ahead[valid]] - log_price[valid]
     return labels
 

@@ -71,7 +71,9 @@ def live_features(
     return Bars.from_rows(bars), np.array(vectors, dtype=np.float64).reshape(-1, len(FEATURES))
 
 
-def compare(batch: np.ndarray, live: np.ndarray, start_sec: int) -> tuple[Mismatch | None, int]:
+def compare(
+    batch: np.ndarray, live: np.ndarray, start_sec: int, names: tuple[str, ...] = FEATURES
+) -> tuple[Mismatch | None, int]:
     """The first differing (second, feature) by bit pattern, and how many values differ."""
     if batch.shape != live.shape:
         raise ValueError(f"batch has shape {batch.shape}, live {live.shape}")
@@ -81,7 +83,7 @@ def compare(batch: np.ndarray, live: np.ndarray, start_sec: int) -> tuple[Mismat
         return None, 0
     row, column = np.argwhere(differ)[0]
     return Mismatch(
-        start_sec + int(row), FEATURES[column], float(batch[row, column]), float(live[row, column])
+        start_sec + int(row), names[column], float(batch[row, column]), float(live[row, column])
     ), count
 
 

@@ -19,7 +19,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from realtime.market.fixed_point import format_e8
-from realtime.sim.tape import AggTradeColumns, KlineColumns, TradeColumns, quote_qty_e8
+from realtime.market.quote_qty import quote_qty_e8
+from realtime.sim.tape import AggTradeColumns, KlineColumns, TradeColumns
 
 MICROSECOND_ARCHIVES_FROM = dt.date(2025, 1, 1)
 _DECIMAL_E8 = pa.decimal128(38, 8)

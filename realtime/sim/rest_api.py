@@ -31,10 +31,10 @@ from realtime.binance.rest import (
     depth_weight,
 )
 from realtime.market.fixed_point import epoch_to_us, format_e8
+from realtime.market.quote_qty import quote_qty_e8
 from realtime.sim import archive_files
 from realtime.sim.market_state import US_PER_DAY, MarketState
 from realtime.sim.request_limits import RequestLimiter
-from realtime.sim.tape import quote_qty_e8
 
 log = logging.getLogger(__name__)
 

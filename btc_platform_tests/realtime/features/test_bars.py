@@ -43,9 +43,13 @@ def test_live_bar_aggregates_exactly():
         last_trade_id=2,
         bid_price_e8=NONE,
         ask_price_e8=NONE,
+        bid_qty_e8=NONE,
+        ask_qty_e8=NONE,
     )
     assert first.notional_e16 > 2**63
-    assert empty == Bar(SECOND + 1, 0, 0, 0, 0, NONE, NONE, 0, NONE, NONE, NONE, NONE, NONE)
+    assert empty == Bar(
+        SECOND + 1, 0, 0, 0, 0, NONE, NONE, 0, NONE, NONE, NONE, NONE, NONE, NONE, NONE
+    )
     assert builder.open_sec == SECOND + 2
 
 
@@ -61,9 +65,10 @@ def test_late_events_are_counted_and_not_applied():
 def test_quotes_set_the_last_bid_and_ask_of_their_second():
     builder = BarBuilder()
     builder.add_quote(BestBidAsk("BTCUSDT", START_US + 1, 1, 100, 1, 101, 1))
-    builder.add_quote(BestBidAsk("BTCUSDT", START_US + 2, 2, 99, 1, 102, 1))
+    builder.add_quote(BestBidAsk("BTCUSDT", START_US + 2, 2, 99, 5, 102, 7))
     (bar,) = builder.close_through(SECOND)
     assert (bar.bid_price_e8, bar.ask_price_e8, bar.n_trades) == (99, 102, 0)
+    assert (bar.bid_qty_e8, bar.ask_qty_e8) == (5, 7)
 
 
 @settings(max_examples=150, deadline=None)

@@ -13,14 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from btc_platform_tests.support.captures import CAPTURE_JSON as CAPTURE
 from realtime.sim import cli
-
-CAPTURE = (
-    Path(__file__).parents[2]
-    / "fixtures"
-    / "binance_capture_2023-04-05"
-    / "capture_json_stream.dat.gz"
-)
 
 
 @pytest.mark.parametrize(

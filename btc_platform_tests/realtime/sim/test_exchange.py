@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from itertools import pairwise
-from pathlib import Path
 
 import pytest
 
+from btc_platform_tests.support.captures import CAPTURE_JSON as CAPTURE
 from btc_platform_tests.support.stream_client import read_messages, stream_socket, trades_of
 from realtime.clock import VirtualClock
 from realtime.sim.capture_replay import CaptureReplay
@@ -14,12 +14,6 @@ from realtime.sim.exchange import ExchangeConfig, LocalExchange
 from realtime.sim.faults import parse_fault
 from realtime.sim.market_model import MarketModel, MarketParams
 
-CAPTURE = (
-    Path(__file__).parents[2]
-    / "fixtures"
-    / "binance_capture_2023-04-05"
-    / "capture_json_stream.dat.gz"
-)
 START_US = 1_767_225_600_000_000
 US = 1_000_000
 

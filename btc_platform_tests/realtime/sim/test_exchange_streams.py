@@ -9,11 +9,11 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-from pathlib import Path
 
 import aiohttp
 import pytest
 
+from btc_platform_tests.support.captures import CAPTURE_JSON as CAPTURE
 from btc_platform_tests.support.stream_client import API_KEY, stream_socket
 from realtime.binance.sbe import SbeDecodeError, decode
 from realtime.market.events import TradeBatch
@@ -21,12 +21,6 @@ from realtime.sim.capture_replay import CaptureReplay
 from realtime.sim.exchange import ExchangeConfig, LocalExchange
 from realtime.sim.streams import StreamRules
 
-CAPTURE = (
-    Path(__file__).parents[2]
-    / "fixtures"
-    / "binance_capture_2023-04-05"
-    / "capture_json_stream.dat.gz"
-)
 US = 1_000_000
 
 

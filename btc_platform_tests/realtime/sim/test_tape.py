@@ -7,7 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from realtime.market.events import Trade, TradeBatch
-from realtime.sim.tape import TradeTape, quote_qty_e8
+from realtime.market.quote_qty import quote_qty_e8
+from realtime.sim.tape import TradeTape
 
 SYMBOL = "BTCUSDT"
 FIRST_AGG = 500
