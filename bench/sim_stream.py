@@ -60,7 +60,7 @@ asyncio.run(main(sys.argv[1], float(sys.argv[2])))
 """
 
 
-class RecordedMarket:
+class PregeneratedMarket:
     """A market source over events produced beforehand."""
 
     def __init__(
@@ -80,13 +80,13 @@ class RecordedMarket:
         return events
 
 
-def recorded(seed: int, market_seconds: int) -> RecordedMarket:
+def recorded(seed: int, market_seconds: int) -> PregeneratedMarket:
     model = MarketModel(MarketParams(seed=seed))
     book = model.initial_book()
     events: list[SourceEvent] = []
     for _ in range(market_seconds):
         events.extend(model.next_events() or ())
-    return RecordedMarket(model.symbol, model.first_agg_trade_id, book, events)
+    return PregeneratedMarket(model.symbol, model.first_agg_trade_id, book, events)
 
 
 async def measure(source, seconds: float) -> dict:
@@ -115,7 +115,7 @@ def main() -> None:
     market = recorded(arguments.seed, int(arguments.seconds * 3000))
     runs: dict[str, list[float]] = {"recorded": [], "generated": []}
     for _ in range(arguments.repeats):
-        source = RecordedMarket(
+        source = PregeneratedMarket(
             market.symbol, market.first_agg_trade_id, market.initial_book(), list(market.events)
         )
         runs["recorded"].append(asyncio.run(measure(source, arguments.seconds))["frames_per_s"])

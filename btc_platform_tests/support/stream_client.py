@@ -53,3 +53,12 @@ async def read_messages(
 def trades_of(messages: list[Message]) -> list:
     """Every trade in the messages, in arrival order."""
     return [trade for m in messages if isinstance(m, TradeBatch) for trade in m.trades]
+
+
+async def post_fault(admin_url: str, fault: dict) -> None:
+    """Apply one fault through the exchange's admin endpoint; fail the test if refused."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(f"{admin_url}/faults", json=fault) as response,
+    ):
+        assert response.status == 200, await response.text()

@@ -17,13 +17,18 @@ from realtime.market.events import BestBidAsk, DepthDiff, Trade
 LiveEvent = Trade | BestBidAsk | DepthDiff | ReceivedSnapshot
 
 
-def event_second(event: LiveEvent) -> int:
-    """The grid second an event belongs to (``schema_v2.json``, ``grid``)."""
+def event_time_us(event: LiveEvent) -> int:
+    """The time that places an event on the grid (``schema_v2.json``, ``grid``)."""
     if isinstance(event, Trade):
-        return event.transact_time_us // US_PER_SECOND
+        return event.transact_time_us
     if isinstance(event, ReceivedSnapshot):
-        return event.received_us // US_PER_SECOND
-    return event.event_time_us // US_PER_SECOND
+        return event.received_us
+    return event.event_time_us
+
+
+def event_second(event: LiveEvent) -> int:
+    """The grid second an event belongs to."""
+    return event_time_us(event) // US_PER_SECOND
 
 
 class LiveFeaturesV2:

@@ -18,7 +18,7 @@ import pyarrow as pa
 from realtime.features.bars import Bars, bars_from_tables
 from realtime.features.book_bars import BookBars, ReceivedSnapshot, book_bars_from_events
 from realtime.features.engine_v2 import FEATURES_V2, batch_features_v2
-from realtime.features.live import LiveEvent, LiveFeaturesV2, event_second
+from realtime.features.live import LiveEvent, LiveFeaturesV2, event_second, event_time_us
 from realtime.features.replay import Mismatch, compare
 from realtime.market.arrow_schemas import BEST_BID_ASK, TRADES
 from realtime.market.events import BestBidAsk, DepthDiff, DepthSnapshot, Trade, TradeBatch
@@ -58,7 +58,7 @@ def recorded_market(
         else:
             events.append(event)
     if initial_book is not None and events:
-        events.insert(0, ReceivedSnapshot(_time_us(events[0]), initial_book))
+        events.insert(0, ReceivedSnapshot(event_time_us(events[0]), initial_book))
     trades = [e for e in events if isinstance(e, Trade)]
     quotes = [e for e in events if isinstance(e, BestBidAsk)]
     price = np.array([t.price_e8 for t in trades], dtype=np.int64)
@@ -138,14 +138,6 @@ def replay_parity_v2(market: RecordedMarket) -> ParityReportV2:
         first_mismatch=first,
         mismatched_values=count,
     )
-
-
-def _time_us(event: LiveEvent) -> int:
-    if isinstance(event, Trade):
-        return event.transact_time_us
-    if isinstance(event, ReceivedSnapshot):
-        return event.received_us
-    return event.event_time_us
 
 
 __all__: Sequence[str] = (

@@ -105,6 +105,10 @@ class LocalExchange:
             ban_s=self.config.ban_s,
         )
         self.rest = RestApi(self.market, self.limiter)
+        self._exponents = {
+            "price_exponent": self.config.price_exponent,
+            "qty_exponent": self.config.qty_exponent,
+        }
         self.exhausted = False
         self.history_end_us: int | None = None
         self.events_played = 0
@@ -260,10 +264,7 @@ class LocalExchange:
 
     async def _publish(self, event: SourceEvent, *, backpressure: bool) -> None:
         hub = self.hub
-        exponents = {
-            "price_exponent": self.config.price_exponent,
-            "qty_exponent": self.config.qty_exponent,
-        }
+        exponents = self._exponents
         if isinstance(event, TradeBatch):
             stream = self.stream("trade")
             if hub.subscribers(stream):

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from btc_platform_tests.support.stream_client import (
+    post_fault,
     read_messages,
     stream_socket,
     trades_of,
@@ -123,7 +124,6 @@ async def test_dropped_diffs_are_a_gap_and_a_new_snapshot_resyncs() -> None:
         LocalExchange(MarketModel(MarketParams(seed=5)), paused(history_s=30)) as exchange,
         BinanceRestClient(exchange.rest_url) as client,
         stream_socket(exchange.stream_url, [exchange.stream("depth")]) as ws,
-        aiohttp.ClientSession() as admin,
     ):
         book = BookSynchroniser("BTCUSDT")
         # Buffer a few seconds of diffs, take the snapshot, feed on: the book syncs.
@@ -135,8 +135,7 @@ async def test_dropped_diffs_are_a_gap_and_a_new_snapshot_resyncs() -> None:
         }
 
         fault = {"fault": "drop", "stream": exchange.stream("depth"), "count": 2}
-        async with admin.post(f"{exchange.admin_url}/faults", json=fault) as response:
-            assert response.status == 200
+        await post_fault(exchange.admin_url, fault)
         synced = book.book
         assert synced is not None
         expected_first_id = synced.last_update_id + 1
@@ -177,12 +176,10 @@ async def test_a_dropped_trade_frame_shows_as_an_id_jump_and_rest_fills_it_exact
         LocalExchange(MarketModel(MarketParams(seed=3)), paused(history_s=10)) as exchange,
         BinanceRestClient(exchange.rest_url) as client,
         stream_socket(exchange.stream_url, [exchange.stream("trade")]) as ws,
-        aiohttp.ClientSession() as admin,
     ):
         seen = await drain_trades(exchange, ws, 5)
         fault = {"fault": "drop", "stream": exchange.stream("trade"), "count": 3}
-        async with admin.post(f"{exchange.admin_url}/faults", json=fault) as response:
-            assert response.status == 200
+        await post_fault(exchange.admin_url, fault)
         seen += await drain_trades(exchange, ws, 5)
         jumps = [(a, b) for a, b in pairwise(seen) if b != a + 1]
         assert len(jumps) == 1

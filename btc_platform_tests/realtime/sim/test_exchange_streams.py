@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 
 from btc_platform_tests.support.captures import CAPTURE_JSON as CAPTURE
-from btc_platform_tests.support.stream_client import API_KEY, stream_socket
+from btc_platform_tests.support.stream_client import API_KEY, post_fault, stream_socket
 from realtime.binance.sbe import SbeDecodeError, decode
 from realtime.market.events import TradeBatch
 from realtime.sim.capture_replay import CaptureReplay
@@ -157,20 +157,12 @@ async def test_too_many_client_messages_close_the_connection() -> None:
         assert ex.hub.closed_reasons == {"too many client messages": 1}
 
 
-async def post_fault(ex: LocalExchange, fault: dict) -> None:
-    async with (
-        aiohttp.ClientSession() as session,
-        session.post(f"{ex.admin_url}/faults", json=fault) as response,
-    ):
-        assert response.status == 200, await response.text()
-
-
 async def test_server_shutdown_notice_and_disconnect_faults() -> None:
     async with exchange() as ex, stream_socket(ex.stream_url, ["btcusdt@trade"]) as ws:
-        await post_fault(ex, {"fault": "server_shutdown"})
+        await post_fault(ex.admin_url, {"fault": "server_shutdown"})
         notice = await next_text(ws)
         assert notice == {"e": "serverShutdown", "E": ex.now_us() // 1000}
-        await post_fault(ex, {"fault": "disconnect"})
+        await post_fault(ex.admin_url, {"fault": "disconnect"})
         message = await ws.receive(timeout=5)
         assert message.type in (
             aiohttp.WSMsgType.CLOSE,
@@ -182,9 +174,13 @@ async def test_server_shutdown_notice_and_disconnect_faults() -> None:
 
 async def test_duplicate_reorder_and_truncate_act_on_the_next_frames_of_one_stream() -> None:
     async with exchange() as ex, stream_socket(ex.stream_url, ["btcusdt@trade"]) as ws:
-        await post_fault(ex, {"fault": "duplicate", "stream": "btcusdt@trade", "count": 1})
-        await post_fault(ex, {"fault": "truncate", "stream": "btcusdt@trade", "keep_bytes": 30})
-        await post_fault(ex, {"fault": "reorder", "stream": "btcusdt@trade", "count": 1})
+        await post_fault(
+            ex.admin_url, {"fault": "duplicate", "stream": "btcusdt@trade", "count": 1}
+        )
+        await post_fault(
+            ex.admin_url, {"fault": "truncate", "stream": "btcusdt@trade", "keep_bytes": 30}
+        )
+        await post_fault(ex.admin_url, {"fault": "reorder", "stream": "btcusdt@trade", "count": 1})
         await ex.advance_to(ex.now_us() + 10 * US)
         frames = await binary_frames(ws, 8)
     # Truncate goes first (its frame is cut), then the duplicate, then the reorder swaps two.
@@ -199,7 +195,9 @@ async def test_duplicate_reorder_and_truncate_act_on_the_next_frames_of_one_stre
 
 async def test_a_stalled_stream_goes_quiet_then_delivers_everything_in_order() -> None:
     async with exchange() as ex, stream_socket(ex.stream_url, ["btcusdt@trade"]) as ws:
-        await post_fault(ex, {"fault": "stall", "stream": "btcusdt@trade", "seconds": 0.1})
+        await post_fault(
+            ex.admin_url, {"fault": "stall", "stream": "btcusdt@trade", "seconds": 0.1}
+        )
         await ex.advance_to(ex.now_us() + 5 * US)
         with pytest.raises(TimeoutError):
             await ws.receive(timeout=0.15)
