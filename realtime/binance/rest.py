@@ -345,7 +345,10 @@ class AggTradePager:
     Start from ``from_id``, or from ``start_time_us`` (the first page is found by time, then
     paging is by id). Stop after ``end_id`` and/or ``end_time_us`` (both inclusive; the last
     page is truncated there) or, without an end, when caught up (a page shorter than
-    ``limit``). Ids already yielded are dropped; a skipped id raises ``AggTradeGap``.
+    ``limit``). Ids already yielded are dropped; a skipped id raises ``AggTradeGap``, or, with
+    ``record_gaps``, is recorded in ``gaps`` as an inclusive ``(first, last)`` id range and
+    the walk goes on (a backfill keeps what it got and lets its completeness check name the
+    hole; ``AggTradeGap`` would lose the whole window).
 
     ``next_id`` is the first id not yet yielded (``None`` while a time start is unresolved).
     It advances when a page is handed out, so after an exception a new pager from
@@ -365,6 +368,7 @@ class AggTradePager:
         end_id: int | None = None,
         end_time_us: int | None = None,
         limit: int = MAX_LIMIT,
+        record_gaps: bool = False,
     ) -> None:
         if (from_id is None) == (start_time_us is None):
             raise ValueError("give exactly one of from_id and start_time_us")
@@ -379,6 +383,8 @@ class AggTradePager:
         self.done = from_id is not None and end_id is not None and from_id > end_id
         self.pages_yielded = 0
         self.trades_yielded = 0
+        self.record_gaps = record_gaps
+        self.gaps: list[tuple[int, int]] = []
 
     def __aiter__(self) -> AggTradePager:
         return self
@@ -419,7 +425,10 @@ class AggTradePager:
                 reached_end = True
                 break
             if agg_id != expected:
-                raise AggTradeGap(expected, agg_id)
+                if not self.record_gaps:
+                    raise AggTradeGap(expected, agg_id)
+                self.gaps.append((expected, agg_id - 1))
+                expected = agg_id
             kept.append(trade)
             expected += 1
         if kept and self.end_id is not None and kept[-1].agg_trade_id >= self.end_id:

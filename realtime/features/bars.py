@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from realtime.market.events import BestBidAsk, Trade
+from realtime.market.events import AggTrade, BestBidAsk, Trade
 
 US_PER_SECOND = 1_000_000
 NONE = -1
@@ -86,14 +86,43 @@ class BarBuilder:
     def add_trade(self, trade: Trade) -> list[Bar]:
         """Apply one trade; return the bars it closed (the open one and any empty seconds)."""
         closed, on_time = self._enter(trade.transact_time_us // US_PER_SECOND)
-        if not on_time:
-            return closed
-        price, qty = trade.price_e8, trade.qty_e8
+        if on_time:
+            self._fill(
+                trade.price_e8,
+                trade.qty_e8,
+                trade.is_buyer_maker,
+                trade.transact_time_us,
+                trade.trade_id,
+                trade.trade_id,
+            )
+        return closed
+
+    def add_agg_trade(self, agg: AggTrade) -> list[Bar]:
+        """Apply one aggregate trade (the fills of one taker order at one price); return the
+        bars it closed. It counts as its ``last_trade_id - first_trade_id + 1`` trades, and
+        its whole quantity is one trade for the largest-trade size (contract ``grid.trades``).
+        """
+        closed, on_time = self._enter(agg.transact_time_us // US_PER_SECOND)
+        if on_time:
+            self._fill(
+                agg.price_e8,
+                agg.qty_e8,
+                agg.is_buyer_maker,
+                agg.transact_time_us,
+                agg.first_trade_id,
+                agg.last_trade_id,
+            )
+        return closed
+
+    def _fill(
+        self, price: int, qty: int, maker: bool, time_us: int, first_id: int, last_id: int
+    ) -> None:
+        """Add fills ``first_id..last_id`` at one price, ``qty`` in all, to the open second."""
         if self._n_trades == 0:
             self._first_price = price
-            self._first_id = trade.trade_id
-        self._n_trades += 1
-        if trade.is_buyer_maker:
+            self._first_id = first_id
+        self._n_trades += last_id - first_id + 1
+        if maker:
             self._sell += qty
         else:
             self._buy += qty
@@ -101,9 +130,8 @@ class BarBuilder:
         self._last_price = price
         if qty > self._max_qty:
             self._max_qty = qty
-        self._last_time = trade.transact_time_us
-        self._last_id = trade.trade_id
-        return closed
+        self._last_time = time_us
+        self._last_id = last_id
 
     def add_quote(self, quote: BestBidAsk) -> list[Bar]:
         """Apply one best bid/ask; return the bars it closed."""
@@ -240,7 +268,10 @@ def bars_from_tables(
     """Bars for seconds ``start_sec..end_sec`` from stored trades (and best bid/asks).
 
     ``trades`` has the ``arrow_schemas.TRADES`` columns (trade_id, price_e8, qty_e8,
-    transact_time, is_buyer_maker), ordered by time as Binance's ids are. ``quotes`` has
+    transact_time, is_buyer_maker), ordered by time as Binance's ids are, or the
+    ``arrow_schemas.AGG_TRADES`` columns: an aggregate trade counts as its
+    ``last_trade_id - first_trade_id + 1`` trades and is one trade for the largest size, as
+    ``BarBuilder.add_agg_trade`` does. ``quotes`` has
     event_time (timestamp us), bid/ask price_e8 and qty_e8. The range defaults to the
     first through the last second with an event.
     """
@@ -260,12 +291,17 @@ def bars_from_tables(
 
     price = trades["price_e8"].to_numpy()[keep]
     qty = trades["qty_e8"].to_numpy()[keep]
-    ids = trades["trade_id"].to_numpy()[keep]
+    if "first_trade_id" in trades.column_names:
+        first_ids = trades["first_trade_id"].to_numpy()[keep]
+        last_ids = trades["last_trade_id"].to_numpy()[keep]
+        weight = last_ids - first_ids + 1
+    else:
+        first_ids = last_ids = trades["trade_id"].to_numpy()[keep]
+        weight = np.ones(len(price), dtype=np.int64)
     maker = trades["is_buyer_maker"].to_numpy(zero_copy_only=False)[keep]
     slot = (trade_sec[keep] - start_sec).astype(np.intp)
     time_us = trade_us[keep]
 
-    n_trades = np.bincount(slot, minlength=n).astype(np.int64)
     starts = np.flatnonzero(np.r_[True, slot[1:] != slot[:-1]]) if len(slot) else slot
     ends = np.r_[starts[1:], len(slot)] - 1 if len(slot) else slot
     occupied = slot[starts]
@@ -299,7 +335,7 @@ def bars_from_tables(
 
     return Bars(
         start_sec=start_sec,
-        n_trades=n_trades,
+        n_trades=per_second(weight, np.add, 0),
         buy_qty_e8=per_second(buy_qty, np.add, 0),
         sell_qty_e8=per_second(qty - buy_qty, np.add, 0),
         notional_e16=notional,
@@ -307,8 +343,8 @@ def bars_from_tables(
         last_price_e8=at(price, ends),
         max_qty_e8=per_second(qty, np.maximum, 0),
         last_trade_time_us=at(time_us, ends),
-        first_trade_id=at(ids, starts),
-        last_trade_id=at(ids, ends),
+        first_trade_id=at(first_ids, starts),
+        last_trade_id=at(last_ids, ends),
         **top_of_book,
     )
 

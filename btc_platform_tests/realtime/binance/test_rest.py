@@ -478,6 +478,19 @@ async def test_pager_raises_on_a_skipped_id(client, server):
     assert pager.next_id == FIRST_ID + 1_000  # nothing of the broken page was handed out
 
 
+async def test_pager_records_a_skipped_id_and_walks_on_when_asked(client, server):
+    server.faults.append(Fault("skip", after_ok=1, k=10))
+    pager = AggTradePager(client, SYMBOL, from_id=FIRST_ID, record_gaps=True)
+    pages: list[list[AggTrade]] = []
+    await collect(pager, pages)
+
+    missing = FIRST_ID + 1_010
+    assert pager.gaps == [(missing, missing)]
+    # The page with the hole is one row short, which reads as caught up: the walk ends there.
+    expected = [i for i in range(FIRST_ID, FIRST_ID + 2_000) if i != missing]
+    assert ids_of(pages) == expected
+
+
 # -- rate limits -----------------------------------------------------------------------------
 
 

@@ -1,0 +1,1 @@
+"""The Dagster definitions, one folder per layer: bronze, silver, gold, recovery."""

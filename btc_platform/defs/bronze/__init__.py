@@ -1,0 +1,1 @@
+"""Bronze: Binance aggregate trades, hourly, with their completeness proof."""

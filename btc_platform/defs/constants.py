@@ -1,0 +1,19 @@
+"""Names shared by assets, checks, sensors and tests."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+OWNERS = ["team:data-platform"]
+
+BRONZE_AGG_TRADES = dg.AssetKey(["bronze", "agg_trades"])
+SILVER_TRADES = dg.AssetKey(["silver", "trades"])
+SILVER_BARS_1S = dg.AssetKey(["silver", "bars_1s"])
+SILVER_FEATURES_1S = dg.AssetKey(["silver", "features_1s"])
+GOLD_TRAINING_1S = dg.AssetKey(["gold", "training_1s"])
+
+AGG_TRADE_IDS_COMPLETE = "agg_trade_ids_complete"
+"""The blocking completeness proof of bronze.agg_trades."""
+EXPECTATIONS = "great_expectations_suite"
+BARS_RECONCILE = "bars_reconcile_with_trades"
+TRAINING_LEAKAGE = "labels_within_complete_data"

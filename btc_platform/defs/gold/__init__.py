@@ -1,0 +1,1 @@
+"""Gold: labelled training rows, daily."""

@@ -1,0 +1,1 @@
+"""Recovery: the sensor that reloads bronze hours with holes."""

@@ -1,0 +1,1 @@
+"""Silver: deduplicated trades, exact per-second bars and the contract's features, daily."""

@@ -1,0 +1,250 @@
+"""The lakehouse's Iceberg tables: their schemas and partitioning, and idempotent window writes.
+
+Every write replaces exactly one time window ``[start, end)`` of a table in one Iceberg
+snapshot (``Table.overwrite`` with a row filter on the partition's time column), so a re-run
+or a backfill never duplicates a row, and a reader sees the old window or the new one.
+Windows of writers align with the table's partitioning, so the delete drops whole files.
+
+Every row carries the seeds' envelope: ``source``, ``ingest_ts`` and ``version``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from pyiceberg.catalog import Catalog
+from pyiceberg.exceptions import NoSuchTableError, TableAlreadyExistsError
+from pyiceberg.expressions import And, BooleanExpression, GreaterThanOrEqual, LessThan
+from pyiceberg.io.pyarrow import pyarrow_to_schema
+from pyiceberg.partitioning import PartitionField, PartitionSpec
+from pyiceberg.table import Table
+from pyiceberg.table.name_mapping import MappedField, NameMapping
+from pyiceberg.transforms import DayTransform, HourTransform, Transform
+
+from realtime.features.contract import CONTRACT_V1
+from realtime.market.arrow_schemas import AGG_TRADES, TIMESTAMP_US
+
+RECORD_VERSION = 1
+"""The ``version`` of the rows this code writes (the seeds' record envelope)."""
+
+NOTIONAL_E16 = pa.decimal128(38, 0)
+"""``sum(price_e8 * qty_e8)`` per second passes int64; decimal(38, 0) holds it exactly."""
+
+_ENVELOPE = [
+    pa.field("source", pa.string(), nullable=False),
+    pa.field("ingest_ts", TIMESTAMP_US, nullable=False),
+    pa.field("version", pa.int32(), nullable=False),
+]
+_SYMBOL = pa.field("symbol", pa.string(), nullable=False)
+_SECOND = [
+    _SYMBOL,
+    pa.field("ts", TIMESTAMP_US, nullable=False),
+    pa.field("ts_sec", pa.int64(), nullable=False),
+]
+_FEATURES_V1 = [pa.field(name, pa.float64()) for name in CONTRACT_V1.names]
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """One lakehouse table: where it lives, its columns, and the column that places a row in
+    time (``time_column``, also the partition source)."""
+
+    namespace: str
+    name: str
+    schema: pa.Schema
+    time_column: str
+    partition: Transform
+    description: str
+
+    @property
+    def identifier(self) -> tuple[str, str]:
+        return (self.namespace, self.name)
+
+    @property
+    def qualified_name(self) -> str:
+        return f"{self.namespace}.{self.name}"
+
+
+BRONZE_AGG_TRADES = TableSpec(
+    "bronze",
+    "agg_trades",
+    pa.schema([_SYMBOL, *AGG_TRADES, *_ENVELOPE]),
+    "transact_time",
+    HourTransform(),
+    "Binance aggregate trades as fetched (archive files or REST), one row per trade and fetch.",
+)
+SILVER_TRADES = TableSpec(
+    "silver",
+    "trades",
+    pa.schema(
+        [_SYMBOL, *AGG_TRADES, *_ENVELOPE, pa.field("n_sources", pa.int32(), nullable=False)]
+    ),
+    "transact_time",
+    HourTransform(),
+    "Aggregate trades deduplicated across sources: one row per agg_trade_id.",
+)
+SILVER_BARS_1S = TableSpec(
+    "silver",
+    "bars_1s",
+    pa.schema(
+        [
+            *_SECOND,
+            pa.field("n_trades", pa.int64(), nullable=False),
+            pa.field("buy_qty_e8", pa.int64(), nullable=False),
+            pa.field("sell_qty_e8", pa.int64(), nullable=False),
+            pa.field("notional_e16", NOTIONAL_E16, nullable=False),
+            pa.field("first_price_e8", pa.int64()),
+            pa.field("last_price_e8", pa.int64()),
+            pa.field("max_qty_e8", pa.int64(), nullable=False),
+            pa.field("last_trade_time", TIMESTAMP_US),
+            pa.field("first_trade_id", pa.int64()),
+            pa.field("last_trade_id", pa.int64()),
+            pa.field("bid_price_e8", pa.int64()),
+            pa.field("ask_price_e8", pa.int64()),
+            pa.field("bid_qty_e8", pa.int64()),
+            pa.field("ask_qty_e8", pa.int64()),
+            *_ENVELOPE,
+        ]
+    ),
+    "ts",
+    DayTransform(),
+    "One row per second: the exact integer aggregates the feature contract is computed from.",
+)
+SILVER_FEATURES_1S = TableSpec(
+    "silver",
+    "features_1s",
+    pa.schema(
+        [
+            *_SECOND,
+            pa.field("contract_version", pa.int32(), nullable=False),
+            *_FEATURES_V1,
+            pa.field("log_price", pa.float64()),
+            *_ENVELOPE,
+        ]
+    ),
+    "ts",
+    DayTransform(),
+    "One feature vector per second, by the feature contract's engine (NaN = undefined), and "
+    "the log of the carried last price that labels are computed from.",
+)
+GOLD_TRAINING_1S = TableSpec(
+    "gold",
+    "training_1s",
+    pa.schema(
+        [
+            *_SECOND,
+            pa.field("contract_version", pa.int32(), nullable=False),
+            *_FEATURES_V1,
+            pa.field("y_log_return_10s", pa.float64(), nullable=False),
+            *_ENVELOPE,
+        ]
+    ),
+    "ts",
+    DayTransform(),
+    "Training rows: features at t and the 10-second-ahead log return, where both are defined "
+    "and the label reads no second past the last complete one.",
+)
+
+TABLES = (BRONZE_AGG_TRADES, SILVER_TRADES, SILVER_BARS_1S, SILVER_FEATURES_1S, GOLD_TRAINING_1S)
+
+
+@dataclass(frozen=True)
+class WindowWrite:
+    """What one window write did."""
+
+    rows: int
+    snapshot_id: int | None
+
+
+def ensure_table(catalog: Catalog, spec: TableSpec) -> Table:
+    """The table of ``spec``, created (with its partitioning) if it does not exist."""
+    try:
+        return catalog.load_table(spec.identifier)
+    except NoSuchTableError:
+        pass
+    schema = pyarrow_to_schema(spec.schema, name_mapping=_name_mapping(spec.schema))
+    source = schema.find_field(spec.time_column)
+    partition = PartitionSpec(
+        PartitionField(
+            source_id=source.field_id,
+            field_id=1000,
+            transform=spec.partition,
+            name=f"{spec.time_column}_{spec.partition}",
+        )
+    )
+    try:
+        return catalog.create_table(spec.identifier, schema=schema, partition_spec=partition)
+    except TableAlreadyExistsError:  # another run created it meanwhile
+        return catalog.load_table(spec.identifier)
+
+
+def overwrite_window(
+    catalog: Catalog, spec: TableSpec, rows: pa.Table, start_us: int, end_us: int
+) -> WindowWrite:
+    """Replace the rows of ``[start_us, end_us)`` (by ``spec.time_column``) with ``rows``.
+
+    ``rows`` must all fall inside the window: a writer never touches data it does not own.
+    Columns are cast to the table's schema, so a wrong type fails here, before any commit.
+    """
+    if start_us >= end_us:
+        raise ValueError(f"empty window [{start_us}, {end_us})")
+    data = rows.select(spec.schema.names).cast(spec.schema)
+    if data.num_rows:
+        times = pc.cast(data[spec.time_column], pa.int64())
+        low, high = pc.min(times).as_py(), pc.max(times).as_py()
+        if low < start_us or high >= end_us:
+            raise ValueError(
+                f"{spec.qualified_name}: rows from {low} to {high} fall outside the window "
+                f"[{start_us}, {end_us})"
+            )
+    table = ensure_table(catalog, spec)
+    with warnings.catch_warnings():
+        # The first write of a window deletes nothing, and pyiceberg says so; that is expected.
+        warnings.filterwarnings("ignore", "Delete operation did not match any records")
+        table.overwrite(data, overwrite_filter=window_filter(spec, start_us, end_us))
+    snapshot = table.current_snapshot()
+    return WindowWrite(data.num_rows, snapshot.snapshot_id if snapshot else None)
+
+
+def scan_window(
+    catalog: Catalog,
+    spec: TableSpec,
+    start_us: int,
+    end_us: int,
+    columns: tuple[str, ...] | None = None,
+) -> pa.Table:
+    """The rows of ``[start_us, end_us)``, with the table's schema (empty if no table yet)."""
+    try:
+        table = catalog.load_table(spec.identifier)
+    except NoSuchTableError:
+        empty = spec.schema.empty_table()
+        return empty.select(list(columns)) if columns else empty
+    scan = table.scan(
+        row_filter=window_filter(spec, start_us, end_us),
+        selected_fields=columns or ("*",),
+    )
+    data = scan.to_arrow()
+    schema = spec.schema if columns is None else pa.schema([spec.schema.field(c) for c in columns])
+    return data.select(schema.names).cast(schema)
+
+
+def window_filter(spec: TableSpec, start_us: int, end_us: int) -> BooleanExpression:
+    return And(GreaterThanOrEqual(spec.time_column, start_us), LessThan(spec.time_column, end_us))
+
+
+def current_snapshot_id(catalog: Catalog, spec: TableSpec) -> int | None:
+    try:
+        snapshot = catalog.load_table(spec.identifier).current_snapshot()
+    except NoSuchTableError:
+        return None
+    return snapshot.snapshot_id if snapshot else None
+
+
+def _name_mapping(schema: pa.Schema) -> NameMapping:
+    """Field ids by position, for turning an Arrow schema without ids into an Iceberg one."""
+    return NameMapping(
+        [MappedField(field_id=i + 1, names=[field.name]) for i, field in enumerate(schema)]
+    )
