@@ -35,6 +35,8 @@ bench: $(INSTALLED)
 	$(BIN)/python bench/features_day.py
 	$(BIN)/python bench/sim_stream.py
 	$(BIN)/python bench/features_v2_day.py
+	$(BIN)/python bench/quality_day.py
+	$(BIN)/python bench/lakehouse_day.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis build *.egg-info

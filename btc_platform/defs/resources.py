@@ -55,6 +55,14 @@ class LakehouseResource(dg.ConfigurableResource):
             self._catalog = open_catalog(self.settings(), self.s3_properties())
         return self._catalog
 
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        """Close the SQL catalog's connections here, on the run's thread: SQLite refuses to
+        be closed from whichever thread the garbage collector happens to run on."""
+        engine = getattr(self._catalog, "engine", None)
+        if engine is not None:
+            engine.dispose()
+        self._catalog = None
+
     def s3_properties(self) -> dict[str, str]:
         """pyiceberg FileIO (and Glue client) properties from the S3 resource's settings.
 

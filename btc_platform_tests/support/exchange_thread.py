@@ -67,7 +67,7 @@ def serve_in_thread(source: MarketSource, config: ExchangeConfig) -> Iterator[Se
 
     thread = threading.Thread(target=main, name="local-exchange", daemon=True)
     thread.start()
-    ready.wait(timeout=300)
+    ready.wait(timeout=900)  # generating a long history takes minutes
     if "served" not in holder:
         raise RuntimeError(f"the local exchange did not start: {holder.get('error')!r}")
     try:

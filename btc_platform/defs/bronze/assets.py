@@ -15,6 +15,7 @@ from btc_platform.lakehouse import tables
 from btc_platform.lakehouse.bronze_fetch import FetchReport
 from btc_platform.lakehouse.tables import overwrite_window
 
+BINANCE_POOL = "binance_rest"
 MAX_HOURS_PER_RUN = 24
 """A backfill loads up to a day per run: one archive file read, one Iceberg commit."""
 
@@ -33,6 +34,10 @@ def build_agg_trades(partitions: dg.HourlyPartitionsDefinition) -> dg.AssetsDefi
         ),
         metadata={"table": tables.BRONZE_AGG_TRADES.qualified_name},
         check_specs=[COMPLETENESS_SPEC],
+        # Runs share one IP's request weight; the pool (limit it to 1 with
+        # `dagster instance concurrency set binance_rest 1`) keeps parallel backfill batches
+        # and the hourly schedule from spending it twice.
+        pool=BINANCE_POOL,
     )
     def agg_trades(
         context: dg.AssetExecutionContext, lakehouse: LakehouseResource, binance: BinanceResource
