@@ -69,6 +69,9 @@ def build_gap_repair_sensor(partitions: dg.HourlyPartitionsDefinition) -> dg.Sen
         name=SENSOR_NAME,
         asset_selection=[BRONZE_AGG_TRADES],
         minimum_interval_seconds=60,
+        # On from the start: it only acts on holes, and an unreachable Redis only skips
+        # the live input for a tick.
+        default_status=dg.DefaultSensorStatus.RUNNING,
         description=(
             "Reloads bronze.agg_trades hours that the live service reported gaps in "
             "(Redis gaps:{SYM}) or that failed the completeness proof."
