@@ -16,8 +16,14 @@ from dagster_duckdb import DuckDBResource
 from btc_platform.defs import partitions
 from btc_platform.defs.bronze.assets import build_agg_trades
 from btc_platform.defs.gold.assets import build_gold
+from btc_platform.defs.ml.assets import model_candidate, production_model
 from btc_platform.defs.recovery.sensors import build_gap_repair_sensor
-from btc_platform.defs.resources import BinanceResource, LakehouseResource, RedisResource
+from btc_platform.defs.resources import (
+    BinanceResource,
+    LakehouseResource,
+    ModelStoreResource,
+    RedisResource,
+)
 from btc_platform.defs.schedules import build_jobs_and_schedules
 from btc_platform.defs.silver.assets import build_silver
 
@@ -34,6 +40,7 @@ def build_definitions(
         # partitions into runs is why it is used, so the notice is acknowledged here.
         warnings.simplefilter("ignore", dg.BetaWarning)
         assets = [build_agg_trades(hourly), *build_silver(daily), *build_gold(daily)]
+    assets += [model_candidate, production_model]
     return dg.Definitions(
         assets=assets,
         jobs=jobs,
@@ -43,6 +50,7 @@ def build_definitions(
             "lakehouse": LakehouseResource(),
             "binance": BinanceResource(),
             "redis": RedisResource(),
+            "model_store": ModelStoreResource(),
             "duckdb": DuckDBResource(database=":memory:"),
             **(resources or {}),
         },

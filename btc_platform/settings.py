@@ -63,6 +63,9 @@ class LakehouseSettings(BaseSettings):
     """Binance's request-weight limit per IP and minute."""
 
     redis_url: str = "redis://127.0.0.1:6379/0"
+    model_store: str | None = None
+    """Where model bundles and pointers live: a path or ``s3://bucket/prefix``; default
+    ``data_dir/models``."""
 
     def check_lake(self) -> None:
         """Refuse to open a production lake that is not named (rather than write locally).
@@ -87,6 +90,10 @@ class LakehouseSettings(BaseSettings):
         if self.binance_archive_url:
             return self.binance_archive_url
         return BINANCE_ARCHIVE_URL if self.env is Environment.PROD else LOCAL_EXCHANGE_URL
+
+    @property
+    def model_store_location(self) -> str:
+        return self.model_store or str(self.data_dir / "models")
 
     @property
     def download_dir(self) -> Path:

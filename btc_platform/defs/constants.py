@@ -17,3 +17,9 @@ AGG_TRADE_IDS_COMPLETE = "agg_trade_ids_complete"
 EXPECTATIONS = "great_expectations_suite"
 BARS_RECONCILE = "bars_reconcile_with_trades"
 TRAINING_LEAKAGE = "labels_within_complete_data"
+
+MODEL_CANDIDATE = dg.AssetKey(["ml", "model_candidate"])
+PRODUCTION_MODEL = dg.AssetKey(["ml", "production_model"])
+ONNX_MATCHES_TORCH = "onnx_matches_torch"
+SINGLE_ROW_LATENCY = "single_row_latency_p99"
+PROMOTION_GATE = "promotion_gate"

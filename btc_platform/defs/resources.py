@@ -18,6 +18,7 @@ from pyiceberg.catalog import Catalog
 
 from btc_platform.lakehouse.bronze_fetch import AggTradeFetcher
 from btc_platform.lakehouse.catalog import open_catalog
+from btc_platform.ml.store import ModelStore
 from btc_platform.settings import LakehouseSettings
 from realtime.binance.archive import ArchiveClient
 from realtime.binance.rate_budget import RateBudget
@@ -83,6 +84,24 @@ class LakehouseResource(dg.ConfigurableResource):
             if value:
                 properties.update(dict.fromkeys(keys, str(value)))
         return properties
+
+
+class ModelStoreResource(dg.ConfigurableResource):
+    """Model bundles and pointers: ``BTC_MODEL_STORE`` (a path or ``s3://``), S3 access
+    from the nested dagster-aws ``S3Resource``."""
+
+    location: str | None = None
+    s3: S3Resource = Field(default_factory=S3Resource)
+
+    def store(self) -> ModelStore:
+        location = self.location or LakehouseSettings().model_store_location
+        options = {
+            "endpoint_override": self.s3.endpoint_url,
+            "region": self.s3.region_name,
+            "access_key": self.s3.aws_access_key_id,
+            "secret_key": self.s3.aws_secret_access_key,
+        }
+        return ModelStore.open(location, {k: v for k, v in options.items() if v})
 
 
 class BinanceResource(dg.ConfigurableResource):

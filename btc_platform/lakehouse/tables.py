@@ -56,7 +56,8 @@ class TableSpec:
     name: str
     schema: pa.Schema
     time_column: str
-    partition: Transform
+    partition: Transform | None
+    """None: unpartitioned (small tables)."""
     description: str
 
     @property
@@ -148,7 +149,43 @@ GOLD_TRAINING_1S = TableSpec(
     "and the label reads no second past the last complete one.",
 )
 
-TABLES = (BRONZE_AGG_TRADES, SILVER_TRADES, SILVER_BARS_1S, SILVER_FEATURES_1S, GOLD_TRAINING_1S)
+MODEL_REGISTRY = TableSpec(
+    "ml",
+    "model_registry",
+    pa.schema(
+        [
+            _SYMBOL,
+            pa.field("model_version", pa.string(), nullable=False),
+            pa.field("created_at", TIMESTAMP_US, nullable=False),
+            pa.field("stage", pa.string(), nullable=False),
+            pa.field("promotable", pa.bool_(), nullable=False),
+            pa.field("gate_reasons", pa.string(), nullable=False),
+            pa.field("contract_version", pa.int32(), nullable=False),
+            pa.field("onnx_sha256", pa.string(), nullable=False),
+            pa.field("bundle_uri", pa.string(), nullable=False),
+            pa.field("train_start", TIMESTAMP_US, nullable=False),
+            pa.field("test_end", TIMESTAMP_US, nullable=False),
+            pa.field("test_mae", pa.float64(), nullable=False),
+            pa.field("test_hit_rate", pa.float64()),
+            pa.field("zero_mae", pa.float64(), nullable=False),
+            pa.field("metrics", pa.string(), nullable=False),
+            pa.field("lineage", pa.string(), nullable=False),
+            *_ENVELOPE,
+        ]
+    ),
+    "created_at",
+    None,
+    "One row per model version: its gate verdict, metrics, lineage and serving stage.",
+)
+
+TABLES = (
+    BRONZE_AGG_TRADES,
+    SILVER_TRADES,
+    SILVER_BARS_1S,
+    SILVER_FEATURES_1S,
+    GOLD_TRAINING_1S,
+    MODEL_REGISTRY,
+)
 
 
 @dataclass(frozen=True)
@@ -166,15 +203,18 @@ def ensure_table(catalog: Catalog, spec: TableSpec) -> Table:
     except NoSuchTableError:
         pass
     schema = pyarrow_to_schema(spec.schema, name_mapping=_name_mapping(spec.schema))
-    source = schema.find_field(spec.time_column)
-    partition = PartitionSpec(
-        PartitionField(
-            source_id=source.field_id,
-            field_id=1000,
-            transform=spec.partition,
-            name=f"{spec.time_column}_{spec.partition}",
+    partition = PartitionSpec()
+    if spec.partition is not None:
+        source = schema.find_field(spec.time_column)
+        partition = PartitionSpec(
+            PartitionField(
+                source_id=source.field_id,
+                field_id=1000,
+                transform=spec.partition,
+                name=f"{spec.time_column}_{spec.partition}",
+            )
         )
-    )
+    catalog.create_namespace_if_not_exists(spec.namespace)
     try:
         return catalog.create_table(spec.identifier, schema=schema, partition_spec=partition)
     except TableAlreadyExistsError:  # another run created it meanwhile
@@ -207,6 +247,28 @@ def overwrite_window(
         table.overwrite(data, overwrite_filter=window_filter(spec, start_us, end_us))
     snapshot = table.current_snapshot()
     return WindowWrite(data.num_rows, snapshot.snapshot_id if snapshot else None)
+
+
+def replace_rows(
+    catalog: Catalog, spec: TableSpec, rows: pa.Table, where: BooleanExpression
+) -> WindowWrite:
+    """Replace the rows matching ``where`` with ``rows`` in one snapshot (an upsert by key)."""
+    data = rows.select(spec.schema.names).cast(spec.schema)
+    table = ensure_table(catalog, spec)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Delete operation did not match any records")
+        table.overwrite(data, overwrite_filter=where)
+    snapshot = table.current_snapshot()
+    return WindowWrite(data.num_rows, snapshot.snapshot_id if snapshot else None)
+
+
+def scan_where(catalog: Catalog, spec: TableSpec, where: BooleanExpression) -> pa.Table:
+    """The rows matching ``where`` (empty, with the schema, if no table yet)."""
+    try:
+        table = catalog.load_table(spec.identifier)
+    except NoSuchTableError:
+        return spec.schema.empty_table()
+    return table.scan(row_filter=where).to_arrow().select(spec.schema.names).cast(spec.schema)
 
 
 def scan_window(

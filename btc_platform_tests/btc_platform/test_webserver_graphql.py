@@ -27,10 +27,15 @@ from btc_platform.defs.constants import (  # noqa: E402
     BRONZE_AGG_TRADES,
     EXPECTATIONS,
     GOLD_TRAINING_1S,
+    MODEL_CANDIDATE,
+    ONNX_MATCHES_TORCH,
     OWNERS,
+    PRODUCTION_MODEL,
+    PROMOTION_GATE,
     SILVER_BARS_1S,
     SILVER_FEATURES_1S,
     SILVER_TRADES,
+    SINGLE_ROW_LATENCY,
     TRAINING_LEAKAGE,
 )
 from btc_platform.defs.recovery.sensors import SENSOR_NAME  # noqa: E402
@@ -49,6 +54,9 @@ BARS = "/".join(SILVER_BARS_1S.path)
 FEATURES = "/".join(SILVER_FEATURES_1S.path)
 GOLD = "/".join(GOLD_TRAINING_1S.path)
 DAILY = (TRADES, BARS, FEATURES, GOLD)
+CANDIDATE = "/".join(MODEL_CANDIDATE.path)
+PRODUCTION = "/".join(PRODUCTION_MODEL.path)
+LAKE = (BRONZE, *DAILY)
 
 LOCATION_QUERY = """
 query {
@@ -228,8 +236,8 @@ def asset_nodes(webserver: Webserver) -> dict[str, dict]:
     return {"/".join(node["assetKey"]["path"]): node for node in nodes}
 
 
-def test_exactly_the_five_lakehouse_assets_are_loaded(asset_nodes):
-    assert sorted(asset_nodes) == sorted([BRONZE, *DAILY])
+def test_exactly_the_lakehouse_and_model_assets_are_loaded(asset_nodes):
+    assert sorted(asset_nodes) == sorted([*LAKE, CANDIDATE, PRODUCTION])
 
 
 def test_every_asset_is_described_grouped_owned_and_kinded(asset_nodes):
@@ -241,8 +249,11 @@ def test_every_asset_is_described_grouped_owned_and_kinded(asset_nodes):
         assert owners, key
         assert {o["__typename"] for o in owners} == {"TeamAssetOwner"}, (key, owners)
         assert {o["team"] for o in owners} == teams, (key, owners)
-        assert "iceberg" in node["kinds"], (key, node["kinds"])
         assert all(kind for kind in node["kinds"]), (key, node["kinds"])
+        if key in LAKE:
+            assert "iceberg" in node["kinds"], (key, node["kinds"])
+    assert "onnx" in asset_nodes[CANDIDATE]["kinds"]
+    assert "redis" in asset_nodes[PRODUCTION]["kinds"]
 
 
 def test_bronze_is_hourly_and_the_layers_above_daily_from_the_default_start(asset_nodes):
@@ -273,7 +284,15 @@ def test_backfills_batch_a_day_of_hours_and_a_week_of_days(asset_nodes):
 
 
 def test_dependencies_follow_the_layers(asset_nodes):
-    expected = {BRONZE: [], TRADES: [BRONZE], BARS: [TRADES], FEATURES: [BARS], GOLD: [FEATURES]}
+    expected = {
+        BRONZE: [],
+        TRADES: [BRONZE],
+        BARS: [TRADES],
+        FEATURES: [BARS],
+        GOLD: [FEATURES],
+        CANDIDATE: [GOLD],
+        PRODUCTION: [CANDIDATE],
+    }
     actual = {
         key: sorted("/".join(dep["path"]) for dep in node["dependencyKeys"])
         for key, node in asset_nodes.items()
@@ -287,6 +306,9 @@ def test_every_check_is_present_and_blocking(asset_nodes):
         *((key, EXPECTATIONS) for key in DAILY),
         (BARS, BARS_RECONCILE),
         (GOLD, TRAINING_LEAKAGE),
+        (CANDIDATE, ONNX_MATCHES_TORCH),
+        (CANDIDATE, SINGLE_ROW_LATENCY),
+        (CANDIDATE, PROMOTION_GATE),
     }
     found = set()
     for key, node in asset_nodes.items():

@@ -1,0 +1,1 @@
+"""ML: the model candidate, its gate, and the serving pointer."""
