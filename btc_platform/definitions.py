@@ -17,6 +17,7 @@ from btc_platform.defs import partitions
 from btc_platform.defs.bronze.assets import build_agg_trades
 from btc_platform.defs.gold.assets import build_gold
 from btc_platform.defs.ml.assets import model_candidate, production_model
+from btc_platform.defs.ml.jobs import ML_JOBS, ML_SCHEDULES
 from btc_platform.defs.recovery.sensors import build_gap_repair_sensor
 from btc_platform.defs.resources import (
     BinanceResource,
@@ -43,8 +44,8 @@ def build_definitions(
     assets += [model_candidate, production_model]
     return dg.Definitions(
         assets=assets,
-        jobs=jobs,
-        schedules=schedules,
+        jobs=[*jobs, *ML_JOBS],
+        schedules=[*schedules, *ML_SCHEDULES],
         sensors=[build_gap_repair_sensor(hourly)],
         resources={
             "lakehouse": LakehouseResource(),

@@ -26,7 +26,7 @@ from btc_platform.ml.export import (
 from btc_platform.ml.gate import Gate, GateDecision
 from btc_platform.ml.metrics import Metrics, compute_metrics, hit_rate_by_decile
 from btc_platform.ml.model import layer_sizes
-from btc_platform.ml.train import TrainConfig, TrainedModel, train_mlp
+from btc_platform.ml.train import TrainConfig, TrainedModel, WarmStart, train_mlp
 from realtime.features.contract import CONTRACT_V1
 from realtime.inference.bundle import sha256_hex
 from realtime.inference.manifest import BundleManifest, bundle_version
@@ -64,11 +64,14 @@ def train_candidate(
     now: dt.datetime,
     config: TrainConfig | None = None,
     gate: Gate | None = None,
+    warm_start: WarmStart | None = None,
+    base_version: str | None = None,
 ) -> Candidate:
-    """Train, score, judge and export one candidate."""
+    """Train, score, judge and export one candidate (a full training, or with
+    ``warm_start`` the incremental refit of a base model's output layer)."""
     config = config or TrainConfig()
     splits = split_by_time(training_set)
-    trained = train_mlp(splits, config)
+    trained = train_mlp(splits, config, warm_start=warm_start)
     baselines = Baselines.fit(splits.train, trained.scaler)
     metrics: dict[str, dict[str, Metrics]] = {}
     predictions: dict[str, np.ndarray] = {}
@@ -105,6 +108,9 @@ def train_candidate(
             "huber_delta_label_std": config.huber_delta,
             "label_scale": trained.label_scale,
             "seed": config.seed,
+            "training": "full" if warm_start is None else "incremental",
+            "base_version": base_version,
+            "trained_parameters": "all" if warm_start is None else warm_start.trainable_prefix,
         },
         training={
             "epochs": trained.epochs,

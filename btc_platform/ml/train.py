@@ -67,7 +67,20 @@ def label_scale_of(labels: np.ndarray) -> float:
     return std if np.isfinite(std) and std > 0 else 1.0
 
 
-def train_mlp(splits: Splits, config: TrainConfig | None = None) -> TrainedModel:
+@dataclass(frozen=True)
+class WarmStart:
+    """Continue from a trained model, fitting only its parameters whose names start with
+    ``trainable_prefix`` (the incremental update refits the output layer on the newest
+    hours). The base model's scaler and label scale stay, so its inputs and outputs keep
+    their meaning."""
+
+    model: ScaledModel
+    trainable_prefix: str = "mlp.6."
+
+
+def train_mlp(
+    splits: Splits, config: TrainConfig | None = None, *, warm_start: WarmStart | None = None
+) -> TrainedModel:
     """Train on ``splits.train`` (Huber loss, AdamW, shuffled mini-batches), stop early on
     ``splits.validation`` and restore the best epoch's weights. ``splits.test`` is not read.
 
@@ -78,11 +91,21 @@ def train_mlp(splits: Splits, config: TrainConfig | None = None) -> TrainedModel
     config = config or TrainConfig()
     if config.max_epochs < 1 or config.batch_size < 1 or config.patience < 1:
         raise ValueError(f"invalid config {config}")
-    scaler = Scaler.fit(splits.train.features)
-    label_scale = label_scale_of(splits.train.labels)
     with _deterministic_torch(config.seed):
-        mlp = build_mlp(splits.train.features.shape[1])
-        model = ScaledModel(mlp, scaler, label_scale)
+        if warm_start is None:
+            scaler = Scaler.fit(splits.train.features)
+            label_scale = label_scale_of(splits.train.labels)
+            mlp = build_mlp(splits.train.features.shape[1])
+            model = ScaledModel(mlp, scaler, label_scale)
+        else:
+            model = copy.deepcopy(warm_start.model)
+            mlp = model.mlp
+            scaler = Scaler(
+                model.mean.numpy().astype(np.float64), model.scale.numpy().astype(np.float64)
+            )
+            label_scale = float(model.label_scale[0])
+            for name, parameter in model.named_parameters():
+                parameter.requires_grad_(name.startswith(warm_start.trainable_prefix))
         with torch.no_grad():
             train_x = model.standardise(_float32(splits.train.features))
             validation_x = model.standardise(_float32(splits.validation.features))
@@ -90,7 +113,9 @@ def train_mlp(splits: Splits, config: TrainConfig | None = None) -> TrainedModel
         validation_y = _float32(splits.validation.labels / label_scale).unsqueeze(1)
 
         optimiser = torch.optim.AdamW(
-            mlp.parameters(), lr=config.lr, weight_decay=config.weight_decay
+            [p for p in mlp.parameters() if p.requires_grad],
+            lr=config.lr,
+            weight_decay=config.weight_decay,
         )
         shuffle = torch.Generator().manual_seed(config.seed)
         losses: list[EpochLoss] = []

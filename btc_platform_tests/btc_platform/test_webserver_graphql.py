@@ -325,12 +325,26 @@ def test_every_check_is_present_and_blocking(asset_nodes):
 def test_jobs_schedules_and_the_gap_sensor_are_loaded(webserver):
     (repository,) = webserver.location["repositories"]
     jobs = {job["name"] for job in repository["jobs"]}
-    assert {"bronze_hourly", "lakehouse_daily"} <= jobs, jobs
+    assert {
+        "bronze_hourly",
+        "lakehouse_daily",
+        "train_and_promote",
+        "incremental_update",
+        "rollback_model",
+    } <= jobs, jobs
     schedules = {s["pipelineName"]: s for s in repository["schedules"]}
-    assert sorted(schedules) == ["bronze_hourly", "lakehouse_daily"], schedules
-    # Five past every hour for bronze; 00:20 UTC for yesterday's silver and gold.
+    assert sorted(schedules) == [
+        "bronze_hourly",
+        "incremental_update",
+        "lakehouse_daily",
+        "train_and_promote",
+    ], schedules
+    # Five past every hour for bronze; 00:20 UTC for yesterday's silver and gold; the model
+    # retrained at 01:00 and updated at half past every hour.
     assert schedules["bronze_hourly"]["cronSchedule"] == "5 * * * *"
     assert schedules["lakehouse_daily"]["cronSchedule"] == "20 0 * * *"
+    assert schedules["train_and_promote"]["cronSchedule"] == "0 1 * * *"
+    assert schedules["incremental_update"]["cronSchedule"] == "30 * * * *"
     assert {s["executionTimezone"] for s in schedules.values()} == {"UTC"}
     sensors = {sensor["name"]: sensor for sensor in repository["sensors"]}
     assert list(sensors) == [SENSOR_NAME]

@@ -15,6 +15,7 @@ from pathlib import Path
 import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
+from pyiceberg.exceptions import NoSuchTableError
 
 from btc_platform.defs.constants import (
     GOLD_TRAINING_1S,
@@ -39,8 +40,13 @@ MAX_ONNX_DIFFERENCE = 1e-6
 class TrainingRun(dg.Config):
     """What to train on and how long."""
 
+    mode: str = "full"
+    """``full``: a new model on the newest ``days``; ``incremental``: the production model
+    with its output layer refitted on the newest ``hours``."""
     days: int = 7
-    """The newest days of gold.training_1s to use."""
+    """The newest days of gold.training_1s to use (full)."""
+    hours: int = 6
+    """The newest hours of gold.training_1s to use (incremental)."""
     max_epochs: int = 200
     seed: int = 7
 
@@ -103,7 +109,15 @@ def model_candidate(
 
     catalog = lakehouse.catalog()
     symbol = lakehouse.settings().symbol
-    start_us, end_us = _training_window(catalog, config.days)
+    store = model_store.store()
+    if config.mode not in ("full", "incremental"):
+        raise dg.Failure(f"mode must be full or incremental, not {config.mode!r}")
+    warm_start, base_version = None, None
+    if config.mode == "incremental":
+        warm_start, base_version = _production_model(store, symbol)
+        start_us, end_us = _newest_hours(catalog, config.hours)
+    else:
+        start_us, end_us = _training_window(catalog, config.days)
     gold = tables.scan_window(catalog, tables.GOLD_TRAINING_1S, start_us, end_us)
     training_set = training_set_from_table(gold)
     now = dt.datetime.now(dt.UTC)
@@ -113,8 +127,9 @@ def model_candidate(
         lineage=_lineage(catalog, start_us, end_us),
         now=now,
         config=TrainConfig(seed=config.seed, max_epochs=config.max_epochs),
+        warm_start=warm_start,
+        base_version=base_version,
     )
-    store = model_store.store()
     with tempfile.TemporaryDirectory() as scratch:
         manifest = write_bundle(Path(scratch), candidate.onnx_bytes, candidate.manifest)
         bundle_uri = store.put_bundle(symbol, manifest.version, Path(scratch))
@@ -145,6 +160,8 @@ def model_candidate(
     yield dg.MaterializeResult(
         metadata={
             "model_version": manifest.version,
+            "training": config.mode,
+            "base_version": base_version,
             "bundle_uri": bundle_uri,
             "promotable": candidate.gate.promotable,
             "gate": dg.MetadataValue.md("\n".join(f"- {r}" for r in candidate.gate.reasons)),
@@ -245,13 +262,42 @@ def production_model(
 
 def _training_window(catalog, days: int) -> tuple[int, int]:
     """The ``days`` UTC days up to the newest day in gold.training_1s."""
-    table = catalog.load_table(tables.GOLD_TRAINING_1S.identifier)
+    try:
+        table = catalog.load_table(tables.GOLD_TRAINING_1S.identifier)
+    except NoSuchTableError:
+        raise dg.Failure("gold.training_1s does not exist yet: materialise it first") from None
     partitions = table.inspect.partitions()
     if partitions.num_rows == 0:
         raise dg.Failure("gold.training_1s is empty: materialise it first")
     newest_day = max(p["ts_day"] for p in partitions["partition"].to_pylist())  # a date
     end_us = ((newest_day - dt.date(1970, 1, 1)).days + 1) * US_PER_DAY
     return end_us - days * US_PER_DAY, end_us
+
+
+def _newest_hours(catalog, hours: int) -> tuple[int, int]:
+    """The ``hours`` before the newest second in gold.training_1s."""
+    _, day_end_us = _training_window(catalog, 1)
+    newest_day = tables.scan_window(
+        catalog, tables.GOLD_TRAINING_1S, day_end_us - US_PER_DAY, day_end_us, ("ts_sec",)
+    )
+    end_us = (pc.max(newest_day["ts_sec"]).as_py() + 1) * 1_000_000
+    return end_us - hours * 3_600_000_000, end_us
+
+
+def _production_model(store, symbol: str):
+    """The serving model, rebuilt from its ONNX file, to refit incrementally."""
+    from btc_platform.ml.train import WarmStart
+    from btc_platform.ml.warm_start import model_from_onnx
+    from realtime.inference.bundle import load_bundle
+
+    pointer = store.read_pointer(symbol)
+    if pointer is None or pointer.production is None:
+        raise dg.Failure(f"no {symbol} model in production to update: train a full one first")
+    with tempfile.TemporaryDirectory() as scratch:
+        bundle = store.fetch_bundle(symbol, pointer.production, Path(scratch))
+        load_bundle(bundle)  # the same checks the service makes: never build on a bad file
+        onnx_bytes = (bundle / "model.onnx").read_bytes()
+    return WarmStart(model_from_onnx(onnx_bytes)), pointer.production
 
 
 def _lineage(catalog, start_us: int, end_us: int) -> dict:

@@ -119,3 +119,39 @@ def test_a_version_is_stored_once(world, tmp_path):
     assert store.versions(SYMBOL) == ["v1"]
     copy = store.fetch_bundle(SYMBOL, "v1", tmp_path / "fetched")
     assert (copy / "model.onnx").read_bytes() == b"onnx v1"
+
+
+def test_the_store_works_on_s3_too(tmp_path):
+    """The production store: the same code on an S3 server (moto, in process)."""
+    pytest.importorskip("moto", reason="the test extra is not installed")
+    from btc_platform.ml.pointer import ModelPointer, advance
+    from btc_platform_tests.support.moto_server import KEY_ID, REGION, SECRET, moto_server
+
+    bundle = tmp_path / "v1"
+    bundle.mkdir()
+    (bundle / "model.onnx").write_bytes(b"onnx bytes")
+    (bundle / "manifest.json").write_text("{}")
+    with moto_server() as server:
+        server.s3_client().create_bucket(Bucket="models")
+        options = {
+            "endpoint_override": server.endpoint,
+            "region": REGION,
+            "access_key": KEY_ID,
+            "secret_key": SECRET,
+        }
+        store = ModelStore.open("s3://models/prod", options)
+        assert store.put_bundle(SYMBOL, "v1", bundle) == "s3://models/prod/BTCUSDT/v1"
+        pointer = advance(ModelPointer(SYMBOL), "v1", promotable=True, now=NOW)
+        store.write_pointer(pointer)
+        assert store.read_pointer(SYMBOL) == pointer
+        assert store.versions(SYMBOL) == ["v1"]
+        copy = store.fetch_bundle(SYMBOL, "v1", tmp_path / "fetched")
+        assert (copy / "model.onnx").read_bytes() == b"onnx bytes"
+        listing = server.s3_client().list_objects_v2(Bucket="models")["Contents"]
+        # pyarrow marks directories with empty "dir/" objects; the files are what matter.
+        keys = {o["Key"] for o in listing if not o["Key"].endswith("/")}
+        assert keys == {
+            "prod/BTCUSDT/v1/model.onnx",
+            "prod/BTCUSDT/v1/manifest.json",
+            "prod/BTCUSDT/current.json",
+        }

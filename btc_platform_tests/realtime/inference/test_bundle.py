@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -13,6 +11,7 @@ import numpy as np
 import pytest
 
 from btc_platform_tests.realtime.inference.examples import TRAINED_AT, K, example_manifest
+from btc_platform_tests.support.torch_free import load_without_batch_packages
 from realtime.inference import bundle
 from realtime.inference.bundle import (
     MANIFEST_FILE,
@@ -272,48 +271,8 @@ def test_write_bundle_publishes_nothing_the_loader_would_refuse(tmp_path, model)
     assert not (tmp_path / "v").exists()
 
 
-CHILD = r"""
-import importlib.abc, json, sys
-
-BATCH_ONLY = {"torch", "dagster", "onnx"}
-
-class RefuseBatchPackages(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name.partition(".")[0] in BATCH_ONLY:
-            raise ModuleNotFoundError(f"No module named {name!r} (refused)", name=name)
-        return None
-
-sys.meta_path.insert(0, RefuseBatchPackages())
-for name in sorted(BATCH_ONLY):
-    try:
-        __import__(name)
-    except ModuleNotFoundError:
-        continue
-    raise SystemExit(f"{name} is importable: the test would prove nothing")
-
-import numpy as np
-from realtime.inference.bundle import load_bundle
-
-model = load_bundle(sys.argv[1])
-print(json.dumps({
-    "yhat": model.predict(np.asarray(model.manifest.golden_inputs)).tolist(),
-    "golden": list(model.manifest.golden_outputs),
-    "batch_modules": sorted({m.partition(".")[0] for m in sys.modules} & BATCH_ONLY),
-}))
-"""
-
-
 def test_bundle_loads_in_a_process_without_torch_dagster_or_onnx(bundle_dir):
-    result = subprocess.run(
-        [sys.executable, "-c", CHILD, str(bundle_dir)],
-        cwd=PROJECT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    child = json.loads(result.stdout)
+    child = load_without_batch_packages(bundle_dir)
     assert child["batch_modules"] == []
     np.testing.assert_allclose(child["yhat"], child["golden"], rtol=0, atol=1e-6)
     assert child["golden"] == list(load_bundle(bundle_dir).manifest.golden_outputs)
