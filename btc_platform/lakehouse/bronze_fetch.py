@@ -156,7 +156,7 @@ class AggTradeFetcher:
         report.rest_requests += requests
         report.rest_weight += requests * WEIGHT_AGG_TRADES
         report.gaps.extend(IdRange(first, last) for first, last in pager.gaps)
-        rows = _agg_trades_table(trades)
+        rows = agg_trades_table(trades)
         report.rows_by_source[REST] = report.rows_by_source.get(REST, 0) + rows.num_rows
         return rows.append_column("source", pa.array([REST] * rows.num_rows, pa.string()))
 
@@ -167,24 +167,19 @@ def _in_window(day: pa.Table, segment: Segment) -> pa.Table:
     return day.filter(mask)
 
 
-def _agg_trades_table(trades: list[AggTrade]) -> pa.Table:
+def agg_trades_table(trades: list[AggTrade]) -> pa.Table:
+    """Aggregate trades as an ``arrow_schemas.AGG_TRADES`` table (times in µs, UTC)."""
     columns = {
         "agg_trade_id": [t.agg_trade_id for t in trades],
         "price_e8": [t.price_e8 for t in trades],
         "qty_e8": [t.qty_e8 for t in trades],
         "first_trade_id": [t.first_trade_id for t in trades],
         "last_trade_id": [t.last_trade_id for t in trades],
-        "transact_time": [t.transact_time_us for t in trades],
-        "is_buyer_maker": [t.is_buyer_maker for t in trades],
-        "is_best_match": [t.is_best_match for t in trades],
+        "transact_time": pa.array([t.transact_time_us for t in trades], pa.int64()),
+        "is_buyer_maker": pa.array([t.is_buyer_maker for t in trades], pa.bool_()),
+        "is_best_match": pa.array([t.is_best_match for t in trades], pa.bool_()),
     }
-    arrays = [
-        pa.array(columns[f.name], pa.int64()).cast(f.type)
-        if f.type == arrow_schemas.TIMESTAMP_US
-        else pa.array(columns[f.name], f.type)
-        for f in arrow_schemas.AGG_TRADES
-    ]
-    return pa.Table.from_arrays(arrays, schema=arrow_schemas.AGG_TRADES)
+    return pa.table(columns).cast(arrow_schemas.AGG_TRADES)
 
 
 def _empty() -> pa.Table:

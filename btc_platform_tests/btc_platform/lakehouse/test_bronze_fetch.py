@@ -22,6 +22,7 @@ from btc_platform.lakehouse.bronze_fetch import (
     REST,
     AggTradeFetcher,
     Segment,
+    agg_trades_table,
     day_segments,
 )
 from btc_platform.lakehouse.completeness import IdRange
@@ -89,17 +90,7 @@ async def paged_by_time(exchange: LocalExchange, window: tuple[int, int]) -> pa.
             client, SYMBOL, start_time_us=window[0], end_time_us=window[1] - 1, limit=1000
         )
         trades = [trade async for page in pager for trade in page]
-    columns = {
-        "agg_trade_id": [t.agg_trade_id for t in trades],
-        "price_e8": [t.price_e8 for t in trades],
-        "qty_e8": [t.qty_e8 for t in trades],
-        "first_trade_id": [t.first_trade_id for t in trades],
-        "last_trade_id": [t.last_trade_id for t in trades],
-        "transact_time": [t.transact_time_us for t in trades],
-        "is_buyer_maker": [t.is_buyer_maker for t in trades],
-        "is_best_match": [t.is_best_match for t in trades],
-    }
-    return pa.table(columns).cast(AGG_TRADES)
+    return agg_trades_table(trades)
 
 
 def ids(rows: pa.Table) -> list[int]:
