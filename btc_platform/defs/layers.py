@@ -3,7 +3,7 @@
 import asyncio
 import datetime as dt
 import time
-from collections.abc import Coroutine, Iterator, Mapping
+from collections.abc import Callable, Coroutine, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
@@ -12,13 +12,13 @@ from typing import Any, TypeVar
 import dagster as dg
 import pyarrow as pa
 from dagster_duckdb import DuckDBResource
+from pyiceberg.catalog import Catalog
 
-from btc_platform.defs.partitions import window_us
+from btc_platform.defs.partitions import US_PER_DAY, US_PER_SECOND, window_us
+from btc_platform.lakehouse.tables import TableSpec, overwrite_window, scan_window
 from dbt_like_sql import SqlProject
 
 T = TypeVar("T")
-US_PER_SECOND = 1_000_000
-US_PER_DAY = 86_400 * US_PER_SECOND
 DAYS_PER_RUN = 7
 """A backfill batches up to a week of days into one run (each day still written alone)."""
 
@@ -58,6 +58,21 @@ def days_of(context: dg.AssetExecutionContext) -> Iterator[Day]:
     start_us, end_us = window_us(context.partition_time_window)
     for day_start in range(start_us, end_us, US_PER_DAY):
         yield Day(day_start)
+
+
+def rebuild_day(
+    catalog: Catalog,
+    day: Day,
+    source: TableSpec,
+    target: TableSpec,
+    transform: Callable[[pa.Table], pa.Table],
+) -> tuple[pa.Table, pa.Table]:
+    """Read ``source``'s rows of ``day``, transform them, and replace ``target``'s day with
+    the result in one snapshot; return (what was read, what was written)."""
+    rows_in = scan_window(catalog, source, day.start_us, day.end_us)
+    rows_out = transform(rows_in)
+    overwrite_window(catalog, target, rows_out, day.start_us, day.end_us)
+    return rows_in, rows_out
 
 
 def run_model(

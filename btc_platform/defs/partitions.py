@@ -12,6 +12,7 @@ HISTORY_START_VARIABLE = "BTC_HISTORY_START"
 """The one setting read when the definitions load: partitions are part of the asset graph."""
 
 US_PER_SECOND = 1_000_000
+US_PER_DAY = 86_400 * US_PER_SECOND
 
 
 def history_start() -> dt.date:

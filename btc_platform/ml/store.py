@@ -15,7 +15,6 @@ old pointer or the new one, never a partial file.
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
@@ -102,10 +101,3 @@ class ModelStore:
     def _write(self, path: str, data: bytes) -> None:
         with self.filesystem.open_output_stream(path) as stream:
             stream.write(data)
-
-
-def manifest_of(store: ModelStore, symbol: str, version: str) -> dict:
-    """A stored bundle's manifest as plain JSON (for tools; the service uses the loader)."""
-    path = f"{store.root}/{symbol.upper()}/{version}/manifest.json"
-    with store.filesystem.open_input_stream(path) as stream:
-        return json.loads(stream.read().decode())

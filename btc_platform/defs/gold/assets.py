@@ -15,11 +15,10 @@ from dagster_duckdb import DuckDBResource
 
 from btc_platform.defs.constants import GOLD_TRAINING_1S, OWNERS, SILVER_FEATURES_1S
 from btc_platform.defs.gold.checks import LABELS_SPEC, check_labels
-from btc_platform.defs.layers import DAYS_PER_RUN, days_of, now_us, run_model
+from btc_platform.defs.layers import DAYS_PER_RUN, days_of, now_us, rebuild_day, run_model
 from btc_platform.defs.quality_checks import expectations_result, expectations_spec
 from btc_platform.defs.resources import LakehouseResource
 from btc_platform.lakehouse import tables
-from btc_platform.lakehouse.tables import overwrite_window, scan_window
 
 
 def build_gold(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetsDefinition]:
@@ -46,19 +45,23 @@ def build_gold(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetsDefinition]
         written, features_read = [], []
         started = time.monotonic()
         for day in days_of(context):
-            features = scan_window(catalog, tables.SILVER_FEATURES_1S, day.start_us, day.end_us)
-            rows = run_model(
-                duckdb,
-                "gold.training_1s",
-                {"silver.features_1s": features},
-                {
-                    "window_start_sec": day.start_sec,
-                    "window_end_sec": day.end_sec,
-                    "last_complete_sec": day.end_sec - 1,
-                    "ingest_ts_us": now_us(),
-                },
+            features, rows = rebuild_day(
+                catalog,
+                day,
+                tables.SILVER_FEATURES_1S,
+                tables.GOLD_TRAINING_1S,
+                lambda features, day=day: run_model(
+                    duckdb,
+                    "gold.training_1s",
+                    {"silver.features_1s": features},
+                    {
+                        "window_start_sec": day.start_sec,
+                        "window_end_sec": day.end_sec,
+                        "last_complete_sec": day.end_sec - 1,
+                        "ingest_ts_us": now_us(),
+                    },
+                ),
             )
-            overwrite_window(catalog, tables.GOLD_TRAINING_1S, rows, day.start_us, day.end_us)
             written.append(rows)
             features_read.append(features)
         data = pa.concat_tables(written).cast(tables.GOLD_TRAINING_1S.schema)

@@ -26,13 +26,13 @@ from btc_platform.defs.constants import (
     PROMOTION_GATE,
     SINGLE_ROW_LATENCY,
 )
+from btc_platform.defs.partitions import US_PER_DAY
 from btc_platform.defs.resources import LakehouseResource, ModelStoreResource, RedisResource
 from btc_platform.lakehouse import tables
 from btc_platform.ml import registry
 from btc_platform.ml.pointer import PromotionRefused, Stage
 from btc_platform.ml.registry import RegistryEntry
 
-US_PER_DAY = 86_400_000_000
 MAX_LATENCY_P99_MS = 1.0
 MAX_ONNX_DIFFERENCE = 1e-6
 

@@ -22,13 +22,12 @@ from btc_platform.defs.constants import (
     SILVER_FEATURES_1S,
     SILVER_TRADES,
 )
-from btc_platform.defs.layers import DAYS_PER_RUN, days_of, now_us, run_model
+from btc_platform.defs.layers import DAYS_PER_RUN, days_of, now_us, rebuild_day, run_model
 from btc_platform.defs.quality_checks import expectations_result, expectations_spec
 from btc_platform.defs.resources import LakehouseResource
 from btc_platform.defs.silver.checks import BARS_RECONCILE_SPEC, reconcile_bars
 from btc_platform.lakehouse import tables
 from btc_platform.lakehouse.features import features_table
-from btc_platform.lakehouse.tables import overwrite_window, scan_window
 
 Results = Iterator[dg.MaterializeResult | dg.AssetCheckResult]
 
@@ -59,15 +58,19 @@ def build_silver(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetsDefinitio
         catalog = lakehouse.catalog()
         written, per_day = [], {}
         for day in days_of(context):
-            bronze = scan_window(catalog, tables.BRONZE_AGG_TRADES, day.start_us, day.end_us)
-            rows = run_model(
-                duckdb,
-                "silver.trades",
-                {"bronze.agg_trades": bronze},
-                {"window_start_us": day.start_us, "window_end_us": day.end_us},
+            bronze, rows = rebuild_day(
+                catalog,
+                day,
+                tables.BRONZE_AGG_TRADES,
+                tables.SILVER_TRADES,
+                lambda bronze, day=day: run_model(
+                    duckdb,
+                    "silver.trades",
+                    {"bronze.agg_trades": bronze},
+                    {"window_start_us": day.start_us, "window_end_us": day.end_us},
+                ),
             )
-            write = overwrite_window(catalog, tables.SILVER_TRADES, rows, day.start_us, day.end_us)
-            per_day[day.key] = {"bronze_rows": bronze.num_rows, "rows": write.rows}
+            per_day[day.key] = {"bronze_rows": bronze.num_rows, "rows": rows.num_rows}
             written.append(rows)
         data = pa.concat_tables(written).cast(tables.SILVER_TRADES.schema)
         yield dg.MaterializeResult(
@@ -102,19 +105,23 @@ def build_silver(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetsDefinitio
         written, trades_read = [], []
         started = time.monotonic()
         for day in days_of(context):
-            silver_trades = scan_window(catalog, tables.SILVER_TRADES, day.start_us, day.end_us)
-            rows = run_model(
-                duckdb,
-                "silver.bars_1s",
-                {"silver.trades": silver_trades},
-                {
-                    "window_start_sec": day.start_sec,
-                    "window_end_sec": day.end_sec,
-                    "symbol": symbol,
-                    "ingest_ts_us": now_us(),
-                },
+            silver_trades, rows = rebuild_day(
+                catalog,
+                day,
+                tables.SILVER_TRADES,
+                tables.SILVER_BARS_1S,
+                lambda trades, day=day: run_model(
+                    duckdb,
+                    "silver.bars_1s",
+                    {"silver.trades": trades},
+                    {
+                        "window_start_sec": day.start_sec,
+                        "window_end_sec": day.end_sec,
+                        "symbol": symbol,
+                        "ingest_ts_us": now_us(),
+                    },
+                ),
             )
-            overwrite_window(catalog, tables.SILVER_BARS_1S, rows, day.start_us, day.end_us)
             written.append(rows)
             trades_read.append(silver_trades)
         data = pa.concat_tables(written).cast(tables.SILVER_BARS_1S.schema)
@@ -151,15 +158,19 @@ def build_silver(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetsDefinitio
         started = time.monotonic()
         for day in days_of(context):
             # The day's bars alone: the stream restarts at midnight (see lakehouse.features).
-            bars = scan_window(catalog, tables.SILVER_BARS_1S, day.start_us, day.end_us)
-            rows = features_table(
-                bars,
-                symbol=symbol,
-                start_sec=day.start_sec,
-                end_sec=day.end_sec,
-                ingest_ts_us=now_us(),
+            _, rows = rebuild_day(
+                catalog,
+                day,
+                tables.SILVER_BARS_1S,
+                tables.SILVER_FEATURES_1S,
+                lambda bars, day=day: features_table(
+                    bars,
+                    symbol=symbol,
+                    start_sec=day.start_sec,
+                    end_sec=day.end_sec,
+                    ingest_ts_us=now_us(),
+                ),
             )
-            overwrite_window(catalog, tables.SILVER_FEATURES_1S, rows, day.start_us, day.end_us)
             written.append(rows)
         data = pa.concat_tables(written)
         yield dg.MaterializeResult(
