@@ -74,7 +74,45 @@ def _parser() -> argparse.ArgumentParser:
         "--quotes", type=Path, metavar="CSV", help="with --trades: a recorded bookTicker CSV"
     )
     replay.set_defaults(command=_replay_parity)
+
+    for role in ("run", "ingest", "features", "infer", "archive"):
+        service = commands.add_parser(
+            role,
+            help="run every role of the service" if role == "run" else f"run the {role} role alone",
+            description="Settings come from BTC_* environment variables (see docs/realtime.md); "
+            "SIGINT or SIGTERM stops cleanly.",
+        )
+        service.add_argument(
+            "--duration", type=float, metavar="S", help="stop after S seconds (default: run on)"
+        )
+        service.add_argument("--metrics-port", type=int, help="port of /metrics and /healthz")
+        service.add_argument("--log-level", default="INFO")
+        service.set_defaults(command=_serve, roles=None if role == "run" else (role,))
     return parser
+
+
+def _serve(arguments: argparse.Namespace) -> int:
+    import asyncio
+    import signal
+
+    from realtime.service import logs
+    from realtime.service.runner import ROLES, Service
+    from realtime.service.settings import RealtimeSettings
+
+    logs.configure(arguments.log_level)
+    settings = RealtimeSettings()
+    if arguments.metrics_port is not None:
+        settings = settings.model_copy(update={"metrics_port": arguments.metrics_port})
+
+    async def serve() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await Service(settings, arguments.roles or ROLES).run(stop, arguments.duration)
+
+    asyncio.run(serve())
+    return 0
 
 
 def _replay_parity(arguments: argparse.Namespace) -> int:

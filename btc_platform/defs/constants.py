@@ -23,3 +23,11 @@ PRODUCTION_MODEL = dg.AssetKey(["ml", "production_model"])
 ONNX_MATCHES_TORCH = "onnx_matches_torch"
 SINGLE_ROW_LATENCY = "single_row_latency_p99"
 PROMOTION_GATE = "promotion_gate"
+
+BRONZE_LIVE_TRADES = dg.AssetKey(["bronze", "live_trades"])
+BRONZE_LIVE_BEST_BID_ASK = dg.AssetKey(["bronze", "live_best_bid_ask"])
+BRONZE_LIVE_DEPTH = dg.AssetKey(["bronze", "live_depth"])
+GOLD_PREDICTIONS = dg.AssetKey(["gold", "predictions"])
+GOLD_PREDICTION_QUALITY = dg.AssetKey(["gold", "prediction_quality"])
+LIVE_TRADE_IDS_CONTIGUOUS = "live_trade_ids_contiguous"
+"""The blocking id-contiguity check of bronze.live_trades."""

@@ -10,6 +10,7 @@ Every row carries the seeds' envelope: ``source``, ``ingest_ts`` and ``version``
 
 from __future__ import annotations
 
+import itertools
 import warnings
 from dataclasses import dataclass
 
@@ -202,7 +203,7 @@ def ensure_table(catalog: Catalog, spec: TableSpec) -> Table:
         return catalog.load_table(spec.identifier)
     except NoSuchTableError:
         pass
-    schema = pyarrow_to_schema(spec.schema, name_mapping=_name_mapping(spec.schema))
+    schema = pyarrow_to_schema(spec.schema, name_mapping=name_mapping(spec.schema))
     partition = PartitionSpec()
     if spec.partition is not None:
         source = schema.find_field(spec.time_column)
@@ -305,8 +306,27 @@ def current_snapshot_id(catalog: Catalog, spec: TableSpec) -> int | None:
     return snapshot.snapshot_id if snapshot else None
 
 
-def _name_mapping(schema: pa.Schema) -> NameMapping:
-    """Field ids by position, for turning an Arrow schema without ids into an Iceberg one."""
+def name_mapping(schema: pa.Schema) -> NameMapping:
+    """Field ids for an Arrow schema without any: positions at the top (1..n), then the
+    nested fields (struct members, list elements) after them."""
+    next_id = itertools.count(len(schema) + 1)
+
+    def children(arrow_type: pa.DataType) -> list[MappedField]:
+        if pa.types.is_struct(arrow_type):
+            return [
+                MappedField(field_id=next(next_id), names=[f.name], fields=children(f.type))
+                for f in arrow_type
+            ]
+        if pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type):
+            element = arrow_type.value_type
+            return [
+                MappedField(field_id=next(next_id), names=["element"], fields=children(element))
+            ]
+        return []
+
     return NameMapping(
-        [MappedField(field_id=i + 1, names=[field.name]) for i, field in enumerate(schema)]
+        [
+            MappedField(field_id=i + 1, names=[f.name], fields=children(f.type))
+            for i, f in enumerate(schema)
+        ]
     )

@@ -9,73 +9,19 @@ store and Redis publish the result.
 from __future__ import annotations
 
 import datetime as dt
-import json
-from dataclasses import dataclass, field, replace
-from enum import StrEnum
+from dataclasses import replace
 
+# The pointer itself is the live service's to read, so it lives in realtime; the names stay
+# importable from here for the batch side.
+from realtime.inference.pointer import ModelPointer, Stage
 
-class Stage(StrEnum):
-    CANDIDATE = "candidate"
-    SHADOW = "shadow"
-    CANARY = "canary"
-    PRODUCTION = "production"
-    RETIRED = "retired"
-    """Left production (replaced or rolled back); kept in the store and the registry."""
-
+__all__ = ["ORDER", "ModelPointer", "PromotionRefused", "Stage", "advance", "rollback"]
 
 ORDER = (Stage.CANDIDATE, Stage.SHADOW, Stage.CANARY, Stage.PRODUCTION)
 
 
 class PromotionRefused(ValueError):
     """A transition the rules do not allow; the message says which rule."""
-
-
-@dataclass(frozen=True)
-class ModelPointer:
-    """The versions at each serving stage of one symbol, and production's history."""
-
-    symbol: str
-    shadow: str | None = None
-    canary: str | None = None
-    production: str | None = None
-    previous: tuple[str, ...] = ()
-    """Earlier production versions, newest last (what a rollback returns to)."""
-    updated_at: str = ""
-    history: tuple[dict, ...] = field(default=())
-    """Every transition: ``{"at", "version", "stage", "action"}``, oldest first."""
-
-    def stage_of(self, version: str) -> Stage:
-        for stage in (Stage.PRODUCTION, Stage.CANARY, Stage.SHADOW):
-            if getattr(self, stage.value) == version:
-                return stage
-        return Stage.CANDIDATE
-
-    def to_json(self) -> str:
-        return json.dumps(
-            {
-                "symbol": self.symbol,
-                "shadow": self.shadow,
-                "canary": self.canary,
-                "production": self.production,
-                "previous": list(self.previous),
-                "updated_at": self.updated_at,
-                "history": list(self.history),
-            },
-            indent=2,
-        )
-
-    @staticmethod
-    def from_json(text: str) -> ModelPointer:
-        values = json.loads(text)
-        return ModelPointer(
-            symbol=values["symbol"],
-            shadow=values.get("shadow"),
-            canary=values.get("canary"),
-            production=values.get("production"),
-            previous=tuple(values.get("previous", ())),
-            updated_at=values.get("updated_at", ""),
-            history=tuple(values.get("history", ())),
-        )
 
 
 def advance(

@@ -25,8 +25,14 @@ from btc_platform.defs.constants import (  # noqa: E402
     AGG_TRADE_IDS_COMPLETE,
     BARS_RECONCILE,
     BRONZE_AGG_TRADES,
+    BRONZE_LIVE_BEST_BID_ASK,
+    BRONZE_LIVE_DEPTH,
+    BRONZE_LIVE_TRADES,
     EXPECTATIONS,
+    GOLD_PREDICTION_QUALITY,
+    GOLD_PREDICTIONS,
     GOLD_TRAINING_1S,
+    LIVE_TRADE_IDS_CONTIGUOUS,
     MODEL_CANDIDATE,
     ONNX_MATCHES_TORCH,
     OWNERS,
@@ -56,7 +62,15 @@ GOLD = "/".join(GOLD_TRAINING_1S.path)
 DAILY = (TRADES, BARS, FEATURES, GOLD)
 CANDIDATE = "/".join(MODEL_CANDIDATE.path)
 PRODUCTION = "/".join(PRODUCTION_MODEL.path)
-LAKE = (BRONZE, *DAILY)
+LIVE_TRADES = "/".join(BRONZE_LIVE_TRADES.path)
+LIVE_BRONZE = (
+    LIVE_TRADES,
+    *("/".join(k.path) for k in (BRONZE_LIVE_BEST_BID_ASK, BRONZE_LIVE_DEPTH)),
+)
+PREDICTIONS = "/".join(GOLD_PREDICTIONS.path)
+QUALITY = "/".join(GOLD_PREDICTION_QUALITY.path)
+LIVE_DAILY = (PREDICTIONS, QUALITY)
+LAKE = (BRONZE, *DAILY, *LIVE_BRONZE, *LIVE_DAILY)
 
 LOCATION_QUERY = """
 query {
@@ -257,14 +271,15 @@ def test_every_asset_is_described_grouped_owned_and_kinded(asset_nodes):
 
 
 def test_bronze_is_hourly_and_the_layers_above_daily_from_the_default_start(asset_nodes):
-    bronze = asset_nodes[BRONZE]
-    assert bronze["isPartitioned"]
-    hourly = bronze["partitionDefinition"]
-    assert hourly["type"] == "TIME_WINDOW", hourly
-    assert "Hourly" in hourly["description"], hourly
-    assert "2026-01-01" in hourly["description"], hourly  # BTC_HISTORY_START unset
-    assert hourly["fmt"] == "%Y-%m-%d-%H:%M", hourly
-    for key in DAILY:
+    for key in (BRONZE, *LIVE_BRONZE):
+        bronze = asset_nodes[key]
+        assert bronze["isPartitioned"], key
+        hourly = bronze["partitionDefinition"]
+        assert hourly["type"] == "TIME_WINDOW", (key, hourly)
+        assert "Hourly" in hourly["description"], (key, hourly)
+        assert "2026-01-01" in hourly["description"], (key, hourly)  # BTC_HISTORY_START unset
+        assert hourly["fmt"] == "%Y-%m-%d-%H:%M", (key, hourly)
+    for key in (*DAILY, *LIVE_DAILY):
         node = asset_nodes[key]
         assert node["isPartitioned"], key
         daily = node["partitionDefinition"]
@@ -275,7 +290,12 @@ def test_bronze_is_hourly_and_the_layers_above_daily_from_the_default_start(asse
 
 
 def test_backfills_batch_a_day_of_hours_and_a_week_of_days(asset_nodes):
-    expected = {BRONZE: 24, **dict.fromkeys(DAILY, 7)}
+    expected = {
+        BRONZE: 24,
+        **dict.fromkeys(DAILY, 7),
+        **dict.fromkeys(LIVE_BRONZE, 24),
+        **dict.fromkeys(LIVE_DAILY, 7),
+    }
     for key, per_run in expected.items():
         policy = asset_nodes[key]["backfillPolicy"]
         assert policy is not None, key
@@ -292,6 +312,9 @@ def test_dependencies_follow_the_layers(asset_nodes):
         GOLD: [FEATURES],
         CANDIDATE: [GOLD],
         PRODUCTION: [CANDIDATE],
+        **{key: [] for key in LIVE_BRONZE},
+        PREDICTIONS: [],
+        QUALITY: sorted([GOLD, PREDICTIONS]),
     }
     actual = {
         key: sorted("/".join(dep["path"]) for dep in node["dependencyKeys"])
@@ -306,6 +329,7 @@ def test_every_check_is_present_and_blocking(asset_nodes):
         *((key, EXPECTATIONS) for key in DAILY),
         (BARS, BARS_RECONCILE),
         (GOLD, TRAINING_LEAKAGE),
+        (LIVE_TRADES, LIVE_TRADE_IDS_CONTIGUOUS),
         (CANDIDATE, ONNX_MATCHES_TORCH),
         (CANDIDATE, SINGLE_ROW_LATENCY),
         (CANDIDATE, PROMOTION_GATE),
@@ -331,12 +355,16 @@ def test_jobs_schedules_and_the_gap_sensor_are_loaded(webserver):
         "train_and_promote",
         "incremental_update",
         "rollback_model",
+        "live_hourly",
+        "live_daily",
     } <= jobs, jobs
     schedules = {s["pipelineName"]: s for s in repository["schedules"]}
     assert sorted(schedules) == [
         "bronze_hourly",
         "incremental_update",
         "lakehouse_daily",
+        "live_daily",
+        "live_hourly",
         "train_and_promote",
     ], schedules
     # Five past every hour for bronze; 00:20 UTC for yesterday's silver and gold; the model
@@ -345,6 +373,10 @@ def test_jobs_schedules_and_the_gap_sensor_are_loaded(webserver):
     assert schedules["lakehouse_daily"]["cronSchedule"] == "20 0 * * *"
     assert schedules["train_and_promote"]["cronSchedule"] == "0 1 * * *"
     assert schedules["incremental_update"]["cronSchedule"] == "30 * * * *"
+    # The live capture: a quarter past each hour (its segments have closed), and each day
+    # after lakehouse_daily has written the labels its predictions are scored against.
+    assert schedules["live_hourly"]["cronSchedule"] == "15 * * * *"
+    assert schedules["live_daily"]["cronSchedule"] == "40 0 * * *"
     assert {s["executionTimezone"] for s in schedules.values()} == {"UTC"}
     sensors = {sensor["name"]: sensor for sensor in repository["sensors"]}
     assert list(sensors) == [SENSOR_NAME]

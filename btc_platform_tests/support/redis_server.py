@@ -37,14 +37,22 @@ class RedisServer:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self) -> RedisServer:
+    def restart(self, down_s: float = 0.0) -> None:
+        """Stop the server and start a fresh, empty one on the same port (a crash and a
+        restart as clients see it: connections drop, every key is gone)."""
+        port = self.port
+        self.stop()
+        time.sleep(down_s)
+        self.start(port=port)
+
+    def start(self, port: int | None = None) -> RedisServer:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError(INSTALL_HINT)
         self.directory.mkdir(parents=True, exist_ok=True)
         last_log = ""
         for _ in range(self.attempts):
-            self.port = free_port()
+            self.port = port or free_port()
             log_path = self.directory / f"redis-{self.port}.log"
             self.process = subprocess.Popen(
                 [

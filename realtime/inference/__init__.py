@@ -1,5 +1,6 @@
-"""Model bundles (``docs/model_bundle.md``): the manifest, the writer and the live loader.
+"""Model bundles (``docs/model_bundle.md``) and serving: the manifest, the writer and the
+live loader, the store's read side, the hot-swapped model, the fallback controller.
 
-Only numpy and onnxruntime: the batch side writes bundles with these same classes, and the
-live service loads them without torch, Dagster or the ``onnx`` package.
+numpy, onnxruntime and pyarrow's filesystems only: the batch side writes bundles with these
+same classes, and the live service loads them without torch, Dagster or the ``onnx`` package.
 """

@@ -1,7 +1,8 @@
-"""Typed reasons to refuse a model bundle; all are ``BundleRejected``s.
+"""Typed reasons to refuse a model bundle, or the pointer naming it; all are ``BundleRejected``s.
 
 The live service catches ``BundleRejected``, keeps serving the model it already has and
-reports the message, which names the file, the field and the offending value.
+reports the message, which names the file, the field and the offending value; the class
+name is the ``reason`` label of ``btc_model_load_failures_total``.
 """
 
 from __future__ import annotations
@@ -13,18 +14,46 @@ class BundleRejected(Exception):
     """Base class: this bundle must not serve predictions."""
 
 
-class ManifestInvalid(BundleRejected):
-    """``manifest.json`` is unreadable, or a field is missing, mistyped or out of range.
+class DocumentInvalid(BundleRejected):
+    """A JSON document of the store is unreadable, or a field is missing, mistyped or out of
+    range. ``field`` is a dotted path into it (``scaler.scale[3]``); ``source`` is the file it
+    came from, or the subclass's ``default_source`` for one built in memory."""
 
-    ``field`` is a dotted path into the manifest (``scaler.scale[3]``); ``source`` is the
-    file it came from, or ``"manifest"`` for one built in memory by the writer.
-    """
+    default_source = "document"
 
-    def __init__(self, field: str, problem: str, *, source: str | Path = "manifest") -> None:
+    def __init__(self, field: str, problem: str, *, source: str | Path | None = None) -> None:
         self.field = field
         self.problem = problem
-        self.source = str(source)
+        self.source = str(source) if source is not None else self.default_source
         super().__init__(f"{self.source}: field {field!r}: {problem}")
+
+
+class ManifestInvalid(DocumentInvalid):
+    """``manifest.json`` is unreadable, or a field is missing, mistyped or out of range.
+
+    ``source`` is ``"manifest"`` for one built in memory by the writer.
+    """
+
+    default_source = "manifest"
+
+
+class PointerInvalid(DocumentInvalid):
+    """``<SYMBOL>/current.json`` is not UTF-8 JSON, or a field is missing or mistyped.
+
+    A pointer names no bundle the service could trust, so it is refused like one: the last
+    good model keeps serving.
+    """
+
+    default_source = "current.json"
+
+
+class BundleMissing(BundleRejected):
+    """A file of the bundle the pointer names is not in the store (``uri`` is the bundle's)."""
+
+    def __init__(self, uri: str, name: str) -> None:
+        self.uri = uri
+        self.name = name
+        super().__init__(f"{uri}: {name} is not in the store")
 
 
 class ChecksumMismatch(BundleRejected):

@@ -1,9 +1,9 @@
 """Avro payloads for the bus and the archive, from the schemas in ``realtime/schemas/avro``.
 
-Bus messages are schemaless Avro (the reader knows the schema by stream); archive files are
-Avro object containers that carry their schema. Events map to records field for field,
-plus the lake's envelope (``source``, ``ingest_ts_us``, ``version``); book levels become
-``PriceLevel`` records.
+Bus blocks in the ``avro`` encoding are schemaless Avro records (``realtime.bus.codec``);
+archive files are Avro object containers that carry their schema. Events map to records
+field for field, plus the lake's envelope (``source``, ``ingest_ts_us``, ``version``); book
+levels become ``PriceLevel`` records.
 """
 
 from __future__ import annotations

@@ -1,0 +1,201 @@
+"""The segment writer: rotation by size, age and midnight; append-only; crash leftovers.
+
+Time is a ``VirtualClock``: rotation by age and by the wall clock's midnight is driven by
+advancing it, never by sleeping.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from btc_platform_tests.realtime.archive.events import DAY_START_US, US_PER_S, trades
+from realtime.archive import schemas
+from realtime.archive.layout import PARTIAL
+from realtime.archive.reader import read_segments
+from realtime.archive.rows import market_batch
+from realtime.archive.segments import SegmentWriter
+from realtime.clock import VirtualClock
+
+PROJECT = Path(__file__).parents[3]
+
+
+def _writer(directory: Path, clock: VirtualClock, closed: list, **options) -> SegmentWriter:
+    settings = {"max_age_s": 300.0, "max_bytes": 64 << 20, **options}
+    return SegmentWriter(
+        directory,
+        "trades",
+        schemas.TRADES_SCHEMA,
+        clock=clock,
+        on_segment_closed=lambda kind, path, rows: closed.append((kind, path, rows)),
+        **settings,
+    )
+
+
+def _batch(first_id: int, count: int, start_us: int, step_us: int = 100_000):
+    events = trades(first_id, count, start_us, step_us)
+    return market_batch("trades", events, source="sbe", ingest_ts_us=start_us)
+
+
+def _files(directory: Path, pattern: str = "*.parquet") -> list[Path]:
+    return sorted(directory.rglob(pattern))
+
+
+def _ids(path: Path) -> list[int]:
+    return pq.read_table(path)["trade_id"].to_pylist()
+
+
+def test_a_segment_rotates_once_it_has_written_max_bytes(tmp_path):
+    clock, closed = VirtualClock(DAY_START_US / US_PER_S), []
+    writer = _writer(tmp_path, clock, closed, max_bytes=1, row_group_rows=10)
+    for block in range(3):
+        writer.append(_batch(block * 10, 10, DAY_START_US + block * US_PER_S))
+    assert [rows for _, _, rows in closed] == [10, 10, 10]
+    assert [_ids(path) for _, path, _ in closed] == [
+        list(range(0, 10)),
+        list(range(10, 20)),
+        list(range(20, 30)),
+    ]
+    assert _files(tmp_path, f"*{PARTIAL}") == []
+
+
+def test_a_segment_rotates_after_max_age_and_rows_buffered_meanwhile_are_kept(tmp_path):
+    clock, closed = VirtualClock(DAY_START_US / US_PER_S), []
+    writer = _writer(tmp_path, clock, closed, max_age_s=60.0)
+    writer.append(_batch(0, 5, DAY_START_US))
+    clock.advance(59.9)
+    writer.append(_batch(5, 5, DAY_START_US + 59 * US_PER_S))
+    writer.flush()
+    assert closed == []
+    clock.advance(0.1)
+    writer.flush()
+    assert [(kind, rows) for kind, _, rows in closed] == [("trades", 10)]
+    assert _ids(closed[0][1]) == list(range(10))
+    writer.append(_batch(10, 5, DAY_START_US + 61 * US_PER_S))
+    writer.close()
+    assert [_ids(path) for _, path, _ in closed] == [list(range(10)), list(range(10, 15))]
+    assert closed[1][1].name == f"trades-{DAY_START_US + 61 * US_PER_S + 250}-1.parquet"
+
+
+def test_rows_straddling_midnight_land_in_one_segment_per_day(tmp_path):
+    clock, closed = VirtualClock(DAY_START_US / US_PER_S), []
+    writer = _writer(tmp_path, clock, closed)
+    writer.append(_batch(0, 20, DAY_START_US - US_PER_S))  # 23:59:59.0 to 00:00:00.9
+    writer.close()
+    (before, after) = sorted(path for _, path, _ in closed)
+    assert before.parent.name == "date=2025-12-31"
+    assert after.parent.name == "date=2026-01-01"
+    assert _ids(before) == list(range(10))
+    assert _ids(after) == list(range(10, 20))
+
+
+def test_the_wall_clock_passing_midnight_closes_the_day_s_segment_without_new_rows(tmp_path):
+    clock, closed = VirtualClock(DAY_START_US / US_PER_S - 10), []
+    writer = _writer(tmp_path, clock, closed)
+    writer.append(_batch(0, 5, DAY_START_US - 5 * US_PER_S))
+    clock.advance(9.0)
+    writer.flush()
+    assert closed == []
+    clock.advance(1.0)  # 00:00:00 UTC
+    writer.flush()
+    assert [rows for _, _, rows in closed] == [5]
+    assert closed[0][1].parent.name == "date=2025-12-31"
+
+
+def test_closed_segments_never_change_and_open_ones_are_not_read(tmp_path):
+    clock, closed = VirtualClock(DAY_START_US / US_PER_S), []
+    writer = _writer(tmp_path, clock, closed, max_age_s=10.0)
+    writer.append(_batch(0, 10, DAY_START_US))
+    clock.advance(10.0)
+    writer.flush()
+    (first,) = _files(tmp_path)
+    digest, stat = hashlib.sha256(first.read_bytes()).hexdigest(), first.stat()
+
+    writer.append(_batch(10, 10, DAY_START_US + 10 * US_PER_S))
+    writer.append(_batch(20, 10, DAY_START_US + 11 * US_PER_S))
+    window = (DAY_START_US, DAY_START_US + 3600 * US_PER_S)
+    assert read_segments(tmp_path, "trades", *window)["trade_id"].to_pylist() == list(range(10))
+    writer.close()
+
+    assert hashlib.sha256(first.read_bytes()).hexdigest() == digest
+    assert (first.stat().st_mtime_ns, first.stat().st_size) == (stat.st_mtime_ns, stat.st_size)
+    assert len(_files(tmp_path)) == 2
+    assert read_segments(tmp_path, "trades", *window)["trade_id"].to_pylist() == list(range(30))
+
+
+def test_a_restarted_writer_never_reuses_a_segment_name(tmp_path):
+    clock, closed = VirtualClock(DAY_START_US / US_PER_S), []
+    for _ in range(2):
+        writer = _writer(tmp_path, clock, closed)
+        writer.append(_batch(0, 3, DAY_START_US))
+        writer.close()
+    assert len({path for _, path, _ in closed}) == 2
+    assert len(_files(tmp_path)) == 2
+
+
+def test_rows_of_another_schema_are_refused(tmp_path):
+    writer = _writer(tmp_path, VirtualClock(), [])
+    quotes = market_batch("best_bid_ask", [], source="sbe", ingest_ts_us=0)
+    with pytest.raises(ValueError, match="segment schema"):
+        writer.append(quotes)
+
+
+def test_a_partial_with_its_footer_is_finalised_on_start(tmp_path):
+    clock, closed = VirtualClock(DAY_START_US / US_PER_S), []
+    writer = _writer(tmp_path, clock, closed)
+    writer.append(_batch(0, 4, DAY_START_US))
+    writer.close()
+    (path,) = _files(tmp_path)
+    # The crash came after the footer was written, before the rename.
+    partial = path.with_name(path.name + ".partial")
+    path.rename(partial)
+
+    restarted = _writer(tmp_path, clock, closed)
+    assert restarted.recovery.finalized == (path,)
+    assert restarted.recovery.corrupt == ()
+    assert closed[-1] == ("trades", path, 4)
+    assert _ids(path) == [0, 1, 2, 3]
+
+
+def test_a_partial_cut_by_a_crash_is_moved_aside_and_counted(tmp_path):
+    # A real crash: a process writes row groups to an open segment and dies without
+    # closing it, so the file has data but no footer.
+    script = textwrap.dedent(
+        f"""
+        import os
+        from pathlib import Path
+        from btc_platform_tests.realtime.archive.events import trades
+        from realtime.archive import schemas
+        from realtime.archive.rows import market_batch
+        from realtime.archive.segments import SegmentWriter
+        from realtime.clock import VirtualClock
+        writer = SegmentWriter(
+            Path({str(tmp_path)!r}), "trades", schemas.TRADES_SCHEMA,
+            max_age_s=300, max_bytes=1 << 30, row_group_rows=10,
+            clock=VirtualClock({DAY_START_US / US_PER_S}),
+        )
+        events = trades(0, 100, {DAY_START_US})
+        writer.append(market_batch("trades", events, source="sbe", ingest_ts_us=0))
+        os._exit(1)
+        """
+    )
+    subprocess.run([sys.executable, "-c", script], cwd=PROJECT, check=False)
+    (partial,) = _files(tmp_path, f"*{PARTIAL}")
+    assert partial.stat().st_size > 0
+    with pytest.raises(Exception, match=r"footer|magic"):
+        pq.read_metadata(partial)
+
+    writer = _writer(tmp_path, VirtualClock(DAY_START_US / US_PER_S), [])
+    (corrupt,) = writer.recovery.corrupt
+    assert writer.recovery.finalized == ()
+    assert corrupt.name == partial.name.replace(".partial", ".corrupt")
+    assert corrupt.exists()
+    assert not partial.exists()
+    window = (DAY_START_US, DAY_START_US + 3600 * US_PER_S)
+    assert read_segments(tmp_path, "trades", *window).num_rows == 0

@@ -1,0 +1,266 @@
+"""The hot-swapped model against a real store directory, real bundles and a real onnxruntime:
+good versions swap in, bad ones are refused and the last good one keeps serving."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from btc_platform_tests.realtime.inference.examples import TRAINED_AT, K, example_manifest
+from realtime.inference.bundle import MANIFEST_FILE, MODEL_FILE, sha256_hex, write_bundle
+from realtime.inference.manifest import bundle_version
+from realtime.inference.pointer import ModelPointer
+from realtime.inference.serving_model import RETRY_REFUSED_S, NoModelServing, ServingModel
+from realtime.inference.store import POINTER_FILE, BundleStore
+from realtime.service.metrics import Metrics
+
+pytest.importorskip("onnx", reason="building the test graph needs onnx (the batch extra)")
+from btc_platform_tests.realtime.inference.tiny_model import TinyModel, tiny_model
+
+SYMBOL = "BTCUSDT"
+
+
+class VirtualClock:
+    def __init__(self) -> None:
+        self.now_s = 1000.0
+
+    def __call__(self) -> float:
+        return self.now_s
+
+
+class CountingStore(BundleStore):
+    """The real store, counting downloads (a refused version must not be fetched every poll)."""
+
+    fetches: list[str]
+
+    def fetch_bundle(self, symbol: str, version: str, local_dir: Path) -> Path:
+        self.fetches.append(version)
+        return super().fetch_bundle(symbol, version, local_dir)
+
+
+class World:
+    def __init__(self, root: Path, cache: Path) -> None:
+        self.root = root
+        self.store = CountingStore.open(str(root))
+        self.store.fetches = []
+        self.metrics = Metrics()
+        self.clock = VirtualClock()
+        self.serving = ServingModel(self.store, SYMBOL, cache, self.metrics, clock=self.clock)
+        self.models: dict[str, TinyModel] = {}
+        self.pointer = ModelPointer(SYMBOL)
+
+    def add_version(self, day: int, bias: float) -> str:
+        """A verified bundle of a retrained model, written where the batch side puts it."""
+        model = tiny_model(K).with_output_bias(bias)
+        onnx_bytes = model.onnx_bytes()
+        golden_inputs = model.sample(4, seed=5)
+        version = bundle_version(TRAINED_AT + timedelta(days=day), sha256_hex(onnx_bytes))
+        manifest = example_manifest(
+            version=version,
+            scaler_mean=model.mean,
+            scaler_scale=model.scale,
+            golden_inputs=golden_inputs,
+            golden_outputs=model.reference(golden_inputs),
+            onnx_sha256="",
+        )
+        write_bundle(self.root / SYMBOL / version, onnx_bytes, manifest)
+        self.models[version] = model
+        return version
+
+    def promote(self, version: str) -> None:
+        """What the batch side's promotion leaves in the pointer file, history aside."""
+        previous = (self.pointer.production,) if self.pointer.production else ()
+        self.pointer = ModelPointer(
+            SYMBOL, production=version, previous=self.pointer.previous + previous
+        )
+        self.write_pointer(self.pointer.to_json())
+
+    def write_pointer(self, text: str) -> None:
+        (self.root / SYMBOL).mkdir(parents=True, exist_ok=True)
+        (self.root / SYMBOL / POINTER_FILE).write_text(text)
+
+    def failures(self, reason: str) -> float:
+        value = self.metrics.registry.get_sample_value(
+            "btc_model_load_failures_total", {"reason": reason}
+        )
+        return value or 0.0
+
+    def info(self, version: str) -> float | None:
+        return self.metrics.registry.get_sample_value("btc_model_info", {"version": version})
+
+    def expected(self, version: str, features: np.ndarray) -> float:
+        return float(self.models[version].reference(features[None, :])[0])
+
+
+@pytest.fixture
+def world(tmp_path) -> World:
+    return World(tmp_path / "models", tmp_path / "cache")
+
+
+@pytest.fixture
+def features() -> np.ndarray:
+    return tiny_model(K).sample(1, seed=9)[0]
+
+
+def serving_good_versions(world: World) -> tuple[str, str]:
+    v1, v2 = world.add_version(1, 0.001), world.add_version(2, -0.002)
+    world.promote(v1)
+    assert world.serving.refresh()
+    world.promote(v2)
+    assert world.serving.refresh()
+    return v1, v2
+
+
+def test_nothing_serves_before_a_pointer_names_a_version(world, features):
+    assert not world.serving.refresh()  # no pointer at all
+    world.write_pointer(ModelPointer(SYMBOL, canary="v0").to_json())
+    assert not world.serving.refresh()  # nothing in production
+    assert world.serving.model is None
+    assert world.serving.version == ""
+    assert world.serving.served is None
+    with pytest.raises(NoModelServing):
+        world.serving.predict(features)
+    assert world.store.fetches == []
+
+
+def test_a_new_production_version_swaps_in_and_predicts(world, features, tmp_path):
+    v1 = world.add_version(1, 0.001)
+    world.promote(v1)
+    assert world.serving.refresh()
+    assert world.serving.version == v1
+    assert world.serving.predict(features) == pytest.approx(world.expected(v1, features), abs=1e-6)
+    assert world.info(v1) == 1.0
+    assert not world.serving.refresh()  # same version: nothing fetched again
+    assert world.store.fetches == [v1]
+
+    v2 = world.add_version(2, -0.002)
+    world.promote(v2)
+    assert world.serving.refresh()
+    yhat, version = world.serving.predict_versioned(features.astype(np.float32))
+    assert version == v2 == world.serving.version
+    assert yhat == pytest.approx(world.expected(v2, features), abs=1e-6)
+    assert abs(world.expected(v2, features) - world.expected(v1, features)) > 1e-3
+    assert (world.info(v1), world.info(v2)) == (0.0, 1.0)
+    assert world.serving.model_inputs == world.serving.model.manifest.input_names
+    assert len(world.serving.model_inputs) == K
+    # The session runs from memory: the previous version's files are gone from the cache.
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == [v2]
+
+
+def test_a_model_with_one_changed_byte_is_refused_and_the_old_one_keeps_serving(
+    world, features, caplog
+):
+    _, v2 = serving_good_versions(world)
+    v3 = world.add_version(3, 0.003)
+    model_path = world.root / SYMBOL / v3 / MODEL_FILE
+    onnx_bytes = bytearray(model_path.read_bytes())
+    onnx_bytes[-1] ^= 0x01
+    model_path.write_bytes(bytes(onnx_bytes))
+    world.promote(v3)
+
+    with caplog.at_level(logging.WARNING, logger="realtime.inference.serving_model"):
+        assert not world.serving.refresh()
+    assert world.serving.version == v2
+    assert world.serving.predict(features) == pytest.approx(world.expected(v2, features), abs=1e-6)
+    assert world.failures("ChecksumMismatch") == 1.0
+    assert (world.info(v2), world.info(v3)) == (1.0, None)
+    assert f"{v3} refused: ChecksumMismatch" in caplog.text
+    assert f"still serving {v2}" in caplog.text
+
+    # The same pointer is not fetched again on every poll...
+    fetched = len(world.store.fetches)
+    for _ in range(5):
+        world.clock.now_s += 5.0
+        assert not world.serving.refresh()
+    assert len(world.store.fetches) == fetched
+    assert world.failures("ChecksumMismatch") == 1.0
+    # ...but after the retry delay it is, and refused again.
+    world.clock.now_s += RETRY_REFUSED_S
+    assert not world.serving.refresh()
+    assert world.store.fetches[fetched:] == [v3]
+    assert world.failures("ChecksumMismatch") == 2.0
+    # A changed pointer is tried at once: here it names a good version again.
+    world.promote(world.add_version(4, 0.004))
+    assert world.serving.refresh()
+
+
+def test_a_pointer_that_is_not_json_is_refused_every_poll_and_warned_once(world, features, caplog):
+    _, v2 = serving_good_versions(world)
+    world.write_pointer('{"symbol": "BTCUSDT", "production": ')
+    with caplog.at_level(logging.WARNING, logger="realtime.inference.serving_model"):
+        assert not world.serving.refresh()
+        assert not world.serving.refresh()
+    assert world.serving.version == v2
+    assert world.serving.predict(features) == pytest.approx(world.expected(v2, features), abs=1e-6)
+    assert world.failures("PointerInvalid") == 2.0
+    warnings = [r for r in caplog.records if "pointer unreadable: PointerInvalid" in r.message]
+    assert len(warnings) == 1
+
+
+def test_a_pointer_without_a_symbol_is_refused(world):
+    _, v2 = serving_good_versions(world)
+    world.write_pointer(json.dumps({"production": v2}))
+    assert not world.serving.refresh()
+    assert world.failures("PointerInvalid") == 1.0
+
+
+def test_a_golden_mismatch_is_refused(world, features):
+    _, v2 = serving_good_versions(world)
+    v3 = world.add_version(3, 0.003)
+    manifest_path = world.root / SYMBOL / v3 / MANIFEST_FILE
+    document = json.loads(manifest_path.read_text())
+    document["golden"]["outputs"][1] += 1e-3  # the manifest is not hashed; the model is
+    manifest_path.write_text(json.dumps(document))
+    world.promote(v3)
+
+    assert not world.serving.refresh()
+    assert world.serving.version == v2
+    assert world.failures("GoldenMismatch") == 1.0
+    assert world.serving.predict(features) == pytest.approx(world.expected(v2, features), abs=1e-6)
+
+
+def test_a_version_missing_from_the_store_is_refused(world):
+    _, v2 = serving_good_versions(world)
+    world.promote("20260110T000000Z-00000000")
+    assert not world.serving.refresh()
+    assert world.serving.version == v2
+    assert world.failures("BundleMissing") == 1.0
+
+
+def test_a_valid_bundle_under_another_version_name_is_refused(world):
+    v1, v2 = serving_good_versions(world)
+    copy = world.root / SYMBOL / "20260110T000000Z-ffffffff"
+    copy.mkdir()
+    for name in (MODEL_FILE, MANIFEST_FILE):
+        (copy / name).write_bytes((world.root / SYMBOL / v1 / name).read_bytes())
+    world.promote(copy.name)
+    assert not world.serving.refresh()
+    assert world.serving.version == v2
+    assert world.failures("ManifestInvalid") == 1.0
+
+
+def test_the_first_good_version_serves_after_refusals(world, features):
+    """At start-up with a bad production version there is no model until a good one comes."""
+    v1 = world.add_version(1, 0.001)
+    (world.root / SYMBOL / v1 / MODEL_FILE).write_bytes(b"not onnx")
+    world.promote(v1)
+    assert not world.serving.refresh()
+    assert world.serving.model is None
+    assert world.failures("ChecksumMismatch") == 1.0
+    v2 = world.add_version(2, -0.002)
+    world.promote(v2)
+    assert world.serving.refresh()
+    assert world.serving.predict(features) == pytest.approx(world.expected(v2, features), abs=1e-6)
+
+
+def test_predict_checks_the_vector_width(world, features):
+    serving_good_versions(world)
+    with pytest.raises(ValueError, match=rf"shape \({K},\)"):
+        world.serving.predict(features[:-1])
+    with pytest.raises(ValueError, match=rf"shape \({K},\)"):
+        world.serving.predict(features[None, :])

@@ -1,0 +1,1 @@
+"""The realtime service: its settings, roles, metrics and HTTP endpoints."""

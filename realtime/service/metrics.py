@@ -1,0 +1,98 @@
+"""The service's Prometheus metrics, one registry per service instance (tests run several).
+
+Names follow Prometheus conventions (``_total`` counters, base units: seconds, bytes).
+The alert rules in ``deploy/prometheus/alerts.yml`` read these names.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+TICK_BUCKETS_S = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+
+
+class Metrics:
+    """Every metric the roles update; ``registry`` is what ``/metrics`` exposes."""
+
+    def __init__(self) -> None:
+        self.registry = registry = CollectorRegistry()
+        # ingest
+        self.events = Counter(
+            "btc_events_total", "Normalised events received, by stream", ["stream"],
+            registry=registry,
+        )  # fmt: skip
+        self.decode_errors = Counter(
+            "btc_decode_errors_total", "Frames that failed to decode, by error type", ["error"],
+            registry=registry,
+        )  # fmt: skip
+        self.duplicates = Counter(
+            "btc_duplicate_events_total", "Events dropped as already seen (connection overlap)",
+            ["stream"], registry=registry,
+        )  # fmt: skip
+        self.reconnects = Counter(
+            "btc_reconnects_total", "Stream connections opened after the first, by reason",
+            ["reason"], registry=registry,
+        )  # fmt: skip
+        self.gaps = Counter("btc_gaps_total", "Gaps detected, by kind", ["kind"], registry=registry)
+        self.last_message = Gauge(
+            "btc_stream_last_message_timestamp_seconds",
+            "Wall time of the last message, by stream", ["stream"], registry=registry,
+        )  # fmt: skip
+        self.bus_pending = Gauge(
+            "btc_bus_pending_events", "Events waiting to be written to the bus", registry=registry
+        )
+        # features
+        self.book_valid = Gauge(
+            "btc_book_valid", "1 while the local order book is in sync", registry=registry
+        )
+        self.reanchors = Counter(
+            "btc_reanchors_total", "Atomic re-anchors of the hot state", registry=registry
+        )
+        self.reanchor_seconds = Histogram(
+            "btc_reanchor_duration_seconds", "Gap detected to new state swapped in",
+            buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 120), registry=registry,
+        )  # fmt: skip
+        self.feature_age = Gauge(
+            "btc_feature_age_seconds", "Age of the newest feature vector at the last tick",
+            registry=registry,
+        )  # fmt: skip
+        self.seconds_closed = Counter(
+            "btc_feature_seconds_total", "Per-second feature vectors published", registry=registry
+        )
+        self.late_events = Counter(
+            "btc_late_events_total", "Events for a second already published (not applied)",
+            registry=registry,
+        )  # fmt: skip
+        self.backfilled_trades = Counter(
+            "btc_backfilled_trades_total", "Trades recovered by id over REST after a gap",
+            registry=registry,
+        )  # fmt: skip
+        # infer
+        self.tick_latency = Histogram(
+            "btc_tick_latency_seconds", "Tick start to prediction published",
+            buckets=TICK_BUCKETS_S, registry=registry,
+        )  # fmt: skip
+        self.ticks_skipped = Counter(
+            "btc_ticks_skipped_total", "Ticks that passed the deadline", registry=registry
+        )
+        self.fallback = Counter(
+            "btc_fallback_level_total", "Predictions by fallback level", ["level"],
+            registry=registry,
+        )  # fmt: skip
+        self.model_info = Gauge(
+            "btc_model_info", "1 for the model version being served", ["version"],
+            registry=registry,
+        )  # fmt: skip
+        self.model_load_failures = Counter(
+            "btc_model_load_failures_total", "Bundles or pointers refused (last good kept)",
+            ["reason"], registry=registry,
+        )  # fmt: skip
+        self.redis_errors = Counter(
+            "btc_redis_errors_total", "Redis commands that failed, by role", ["role"],
+            registry=registry,
+        )  # fmt: skip
+        # archive
+        self.segments = Counter(
+            "btc_capture_segments_total", "Capture segments closed, by kind", ["kind"],
+            registry=registry,
+        )  # fmt: skip
