@@ -67,6 +67,8 @@ BACKFILL_ATTEMPTS = 4
 SNAPSHOT_ATTEMPTS = 5
 """Snapshots refused as too old or failed in a row before pausing ``SNAPSHOT_PAUSE_S``."""
 SNAPSHOT_PAUSE_S = 10.0
+BOOK_WRITE_INTERVAL_S = 0.1
+"""Between closed seconds, book changes reach ``ob:{SYM}`` at most this often."""
 
 
 def _time_key(event: Trade | BestBidAsk | DepthDiff | DepthSnapshot) -> int:
@@ -119,6 +121,7 @@ class FeaturesRole:
         self._warmup: asyncio.Task[list[AggTrade]] | None = None
         self._needs_reanchor = False
         self._book_dirty = True
+        self._book_written_s = 0.0
         self.seconds_published = 0
         self.events_applied = 0
         self.reanchors = 0
@@ -419,6 +422,12 @@ class FeaturesRole:
     async def publish(self) -> None:
         if not self._unwritten and not self._book_dirty:
             return
+        if (
+            not self._unwritten
+            and not self._needs_reanchor
+            and time.monotonic() - self._book_written_s < BOOK_WRITE_INTERVAL_S
+        ):
+            return  # the book alone changed: ob:{SYM} is refreshed at most 10 times a second
         try:
             if self._needs_reanchor and not self.recovering and self._history:
                 await self.writer.reanchor(self._state(list(self._history)))
@@ -435,6 +444,7 @@ class FeaturesRole:
                 "hot state write failed; kept for the next write", extra={"error": repr(error)}
             )
             return
+        self._book_written_s = time.monotonic()
         self.seconds_published += len(self._unwritten)
         self.metrics.seconds_closed.inc(len(self._unwritten))
         self._unwritten = []
