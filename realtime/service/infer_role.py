@@ -21,6 +21,7 @@ import math
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -47,8 +48,8 @@ HISTORY_SECONDS = 12
 """Per-second vectors read with each tick: enough to repair anything ``stale_ms`` accepts."""
 
 
-class PredictionSink:
-    """Where predictions go besides Redis (the capture segments); optional."""
+class PredictionSink(Protocol):
+    """Where predictions go besides Redis (``CaptureWriters``): it needs no Redis."""
 
     def append_prediction(self, prediction: Prediction) -> None: ...
 

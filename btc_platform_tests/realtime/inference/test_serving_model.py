@@ -5,96 +5,20 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import timedelta
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from btc_platform_tests.realtime.inference.examples import TRAINED_AT, K, example_manifest
-from realtime.inference.bundle import MANIFEST_FILE, MODEL_FILE, sha256_hex, write_bundle
-from realtime.inference.manifest import bundle_version
+from btc_platform_tests.realtime.inference.examples import K
+from realtime.inference.bundle import MANIFEST_FILE, MODEL_FILE
 from realtime.inference.pointer import ModelPointer
-from realtime.inference.serving_model import RETRY_REFUSED_S, NoModelServing, ServingModel
-from realtime.inference.store import POINTER_FILE, BundleStore
-from realtime.service.metrics import Metrics
+from realtime.inference.serving_model import RETRY_REFUSED_S, NoModelServing
 
 pytest.importorskip("onnx", reason="building the test graph needs onnx (the batch extra)")
-from btc_platform_tests.realtime.inference.tiny_model import TinyModel, tiny_model
+from btc_platform_tests.realtime.inference.model_world import World
+from btc_platform_tests.realtime.inference.tiny_model import tiny_model
 
 SYMBOL = "BTCUSDT"
-
-
-class VirtualClock:
-    def __init__(self) -> None:
-        self.now_s = 1000.0
-
-    def __call__(self) -> float:
-        return self.now_s
-
-
-class CountingStore(BundleStore):
-    """The real store, counting downloads (a refused version must not be fetched every poll)."""
-
-    fetches: list[str]
-
-    def fetch_bundle(self, symbol: str, version: str, local_dir: Path) -> Path:
-        self.fetches.append(version)
-        return super().fetch_bundle(symbol, version, local_dir)
-
-
-class World:
-    def __init__(self, root: Path, cache: Path) -> None:
-        self.root = root
-        self.store = CountingStore.open(str(root))
-        self.store.fetches = []
-        self.metrics = Metrics()
-        self.clock = VirtualClock()
-        self.serving = ServingModel(self.store, SYMBOL, cache, self.metrics, clock=self.clock)
-        self.models: dict[str, TinyModel] = {}
-        self.pointer = ModelPointer(SYMBOL)
-
-    def add_version(self, day: int, bias: float) -> str:
-        """A verified bundle of a retrained model, written where the batch side puts it."""
-        model = tiny_model(K).with_output_bias(bias)
-        onnx_bytes = model.onnx_bytes()
-        golden_inputs = model.sample(4, seed=5)
-        version = bundle_version(TRAINED_AT + timedelta(days=day), sha256_hex(onnx_bytes))
-        manifest = example_manifest(
-            version=version,
-            scaler_mean=model.mean,
-            scaler_scale=model.scale,
-            golden_inputs=golden_inputs,
-            golden_outputs=model.reference(golden_inputs),
-            onnx_sha256="",
-        )
-        write_bundle(self.root / SYMBOL / version, onnx_bytes, manifest)
-        self.models[version] = model
-        return version
-
-    def promote(self, version: str) -> None:
-        """What the batch side's promotion leaves in the pointer file, history aside."""
-        previous = (self.pointer.production,) if self.pointer.production else ()
-        self.pointer = ModelPointer(
-            SYMBOL, production=version, previous=self.pointer.previous + previous
-        )
-        self.write_pointer(self.pointer.to_json())
-
-    def write_pointer(self, text: str) -> None:
-        (self.root / SYMBOL).mkdir(parents=True, exist_ok=True)
-        (self.root / SYMBOL / POINTER_FILE).write_text(text)
-
-    def failures(self, reason: str) -> float:
-        value = self.metrics.registry.get_sample_value(
-            "btc_model_load_failures_total", {"reason": reason}
-        )
-        return value or 0.0
-
-    def info(self, version: str) -> float | None:
-        return self.metrics.registry.get_sample_value("btc_model_info", {"version": version})
-
-    def expected(self, version: str, features: np.ndarray) -> float:
-        return float(self.models[version].reference(features[None, :])[0])
 
 
 @pytest.fixture

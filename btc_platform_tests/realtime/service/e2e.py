@@ -17,7 +17,7 @@ from pathlib import Path
 
 import redis
 
-from btc_platform_tests.realtime.inference.test_serving_model import World
+from btc_platform_tests.realtime.inference.model_world import World
 from btc_platform_tests.support.exchange_thread import ServedExchange, serve_in_thread
 from btc_platform_tests.support.service_thread import service_in_thread
 from realtime.inference.prediction import Prediction
