@@ -19,11 +19,16 @@ from __future__ import annotations
 
 from realtime.features.bars import US_PER_SECOND
 
+QUIET_US = 2_000_000
+"""Without later trades, a second closes after this much quiet. A lost trade frame is only
+noticed at the next trade; two seconds lets it be recovered into its own second in all but
+the longest lulls, and features of a quiet second are still fresh (2.5 s) when published."""
+
 
 class SecondClock:
     """Tracks the newest exchange times seen and says which seconds may close."""
 
-    def __init__(self, grace_us: int, quiet_us: int = 1_000_000) -> None:
+    def __init__(self, grace_us: int, quiet_us: int = QUIET_US) -> None:
         if not 0 <= grace_us <= quiet_us:
             raise ValueError(f"need 0 <= grace ({grace_us}) <= quiet ({quiet_us}) µs")
         self.grace_us = grace_us

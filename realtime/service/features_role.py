@@ -17,7 +17,7 @@ feeds them first; the live trades after them are checked for continuity by id as
 The first vectors it publishes are already complete, and equal the lake's.
 
 A second closes once a later trade has arrived and every stream has moved
-``close_grace_ms`` past its end, or after a quiet second (``features.watermark``). Its bar
+``close_grace_ms`` past its end, or after two quiet seconds (``features.watermark``). Its bar
 goes through the one feature engine (contract v1), and the hot state is written in one
 transaction. After a gap, once the book is resynced and the
 trades are recovered, the whole state is swapped in with one re-anchor (``state.writer``).
