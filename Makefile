@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install test lint format bench clean
+.PHONY: install demo ui test lint format bench clean
 
 # Create (or reuse) .venv and install the project with every extra the tests need.
 # Reinstalls only when pyproject.toml changes.
@@ -17,6 +17,18 @@ $(INSTALLED): pyproject.toml
 	touch $(INSTALLED)
 
 install: $(INSTALLED)
+
+# The platform end to end on this machine: local exchange, private Redis, Dagster from
+# bronze to a promoted model, then a minute of the realtime service. Lands in data/demo.
+DEMO_DIR := data/demo
+demo: $(INSTALLED)
+	$(BIN)/python -m btc_platform.demo --data-dir $(DEMO_DIR) $(DEMO_ARGS)
+
+# Dagster's UI on what the demo built (its instance, catalog and model store).
+ui: $(INSTALLED)
+	@test -d $(DEMO_DIR)/dagster || { echo "run 'make demo' first: the UI shows what it built"; exit 1; }
+	DAGSTER_HOME=$(abspath $(DEMO_DIR))/dagster BTC_DATA_DIR=$(abspath $(DEMO_DIR)) \
+		$(BIN)/dagster dev -w workspace.yaml
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .

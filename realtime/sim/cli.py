@@ -14,6 +14,7 @@ import contextlib
 import json
 import math
 import re
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -155,7 +156,10 @@ async def _run(source: MarketSource, config: ExchangeConfig) -> None:
             ),
             flush=True,
         )
-        await asyncio.Event().wait()
+        # SIGTERM (docker stop, a supervisor) ends the server as Ctrl-C does: cleanly.
+        stop = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        await stop.wait()
 
 
 def _calibrate(arguments: argparse.Namespace) -> int:

@@ -1,0 +1,1 @@
+"""``make demo``: the platform end to end on one machine (see ``cli``)."""

@@ -1,0 +1,5 @@
+import sys
+
+from btc_platform.demo.cli import main
+
+sys.exit(main())
