@@ -27,6 +27,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
+import numpy as np
+
 from btc_platform.demo import processes
 from btc_platform.demo.processes import ChildFailed, Children
 
@@ -151,13 +153,16 @@ class Demo:
         for step in lake.history(exchange.history_end_us, live_end_us):
             self._show_step(step)
         self._show_step(lake.live_trades(exchange.history_end_us, live_end_us))
-        labels = self._labels(predictions)
+        labels, lake_forecasts = self._from_the_lake(predictions, version)
 
         from btc_platform.demo import report
 
-        summary = report.summarise_live(predictions, skipped, labels)
+        summary = report.summarise_live(predictions, skipped, labels, lake_forecasts)
         _say("\nSummary")
-        for line in report.live_lines(summary, cadence_ms=1000, deadline_ms=100):
+        lines = report.live_lines(
+            summary, cadence_ms=1000, deadline_ms=100, test_hit_rate=self.facts["test_hit_rate"]
+        )
+        for line in lines:
             _say(f"  {line}")
         for line in self._where(version):
             _say(f"  {line}")
@@ -172,6 +177,8 @@ class Demo:
             "model_version": version,
             "model_versions_served": summary.model_versions,
             "scored": summary.scored,
+            "parity_checked": summary.parity_checked,
+            "parity_equal": summary.parity_equal,
             "hit_rate": summary.hit_rate,
             "elapsed_s": elapsed,
             "pids": self.children.pids,
@@ -222,7 +229,11 @@ class Demo:
             f"{entry.zero_mae * 1e4:.3f} bp), hit rate {hit}"
         )
         _say(f"      {production['outcome']}")
-        self.facts |= {"test_mae": entry.test_mae, "zero_mae": entry.zero_mae, "test_hit": hit}
+        self.facts |= {
+            "test_mae": entry.test_mae,
+            "zero_mae": entry.zero_mae,
+            "test_hit_rate": entry.test_hit_rate,
+        }
         if production.get("production") != version:
             raise ChildFailed(f"the demo's model was not promoted: {production['outcome']}")
         return version
@@ -281,29 +292,42 @@ class Demo:
         with urllib.request.urlopen(f"{rest_url}/api/v3/time", timeout=5) as reply:
             return int(json.loads(reply.read())["serverTime"]) * 1000
 
-    def _labels(self, predictions: list[Prediction]) -> dict[int, float]:
-        """Realised 10 s log returns of the predicted seconds, from gold.training_1s."""
+    def _from_the_lake(
+        self, predictions: list[Prediction], version: str
+    ) -> tuple[dict[int, float], dict[int, float]]:
+        """For the predicted seconds, from gold.training_1s: the realised 10 s log return,
+        and the served model's forecast from the lake's features (what training saw)."""
         from btc_platform.lakehouse import tables
         from btc_platform.lakehouse.catalog import open_catalog
+        from btc_platform.ml.store import ModelStore
         from btc_platform.settings import LakehouseSettings
         from realtime.features.contract import CONTRACT_V1
+        from realtime.inference.bundle import load_bundle
 
         if not predictions:
-            return {}
+            return {}, {}
+        settings = LakehouseSettings()
         seconds = [p.ts_sec for p in predictions]
-        label = CONTRACT_V1.label
         rows = tables.scan_window(
-            open_catalog(LakehouseSettings()),
+            open_catalog(settings),
             tables.GOLD_TRAINING_1S,
             min(seconds) * US_PER_S,
             (max(seconds) + 1) * US_PER_S,
-            ("ts_sec", label),
         )
-        return {
-            ts: y
-            for ts, y in zip(rows["ts_sec"].to_pylist(), rows[label].to_pylist(), strict=True)
-            if y is not None
-        }
+        ts = rows["ts_sec"].to_pylist()
+        realised = rows[CONTRACT_V1.label].to_pylist()
+        labels = {t: y for t, y in zip(ts, realised, strict=True) if y is not None}
+        bundle = ModelStore.open(settings.model_store_location).fetch_bundle(
+            settings.symbol, version, self.data_dir / "model-cache" / "demo"
+        )
+        model = load_bundle(bundle)
+        inputs = np.column_stack(
+            [rows[name].to_numpy(zero_copy_only=False) for name in model.manifest.input_names]
+        ).astype(np.float64)
+        complete = ~np.isnan(inputs).any(axis=1)
+        forecasts = model.predict(inputs[complete]) if complete.any() else np.empty(0)
+        lake = dict(zip(np.asarray(ts)[complete].tolist(), forecasts.tolist(), strict=True))
+        return labels, lake
 
     def _where(self, version: str) -> list[str]:
         data = self.data_dir

@@ -50,12 +50,25 @@ class LiveSummary:
     mae_bp: float | None
     zero_mae_bp: float | None
     """The MAE of always forecasting zero over the same scored seconds."""
+    parity_checked: int
+    """Level-1 forecasts whose second the lake has complete features for."""
+    parity_equal: int
+    """Of those, forecasts equal, bit for bit, to the model's on the lake's features."""
 
 
 def summarise_live(
-    predictions: Sequence[Prediction], skipped_ticks: int, labels: dict[int, float]
+    predictions: Sequence[Prediction],
+    skipped_ticks: int,
+    labels: dict[int, float],
+    lake_forecasts: dict[int, float] | None = None,
 ) -> LiveSummary:
-    """The numbers of the live run; ``labels``: realised 10 s log return by second."""
+    """The numbers of the live run.
+
+    ``labels``: the realised 10 s log return by second; ``lake_forecasts``: the served
+    model's forecast by second from the lake's features. A level-1 prediction was made from
+    the live vector of its second, so it must equal the lake's forecast exactly (the feature
+    contract); other levels were made from repaired or remembered vectors and are not compared.
+    """
     from btc_platform.ml.metrics import compute_metrics
 
     latencies = np.array([p.latency_ms for p in predictions], dtype=np.float64)
@@ -78,6 +91,12 @@ def summarise_live(
         metrics = compute_metrics(yhat, y)
         hit_rate, mae = metrics.hit_rate, metrics.mae * BP
         zero_mae = float(np.mean(np.abs(y))) * BP
+    lake_forecasts = lake_forecasts or {}
+    compared = [
+        (p.yhat_log_return_10s, lake_forecasts[p.ts_sec])
+        for p in predictions
+        if p.fallback_level == 1 and p.ts_sec in lake_forecasts
+    ]
     return LiveSummary(
         predictions=len(predictions),
         skipped_ticks=skipped_ticks,
@@ -89,10 +108,14 @@ def summarise_live(
         hit_rate=hit_rate,
         mae_bp=mae,
         zero_mae_bp=zero_mae,
+        parity_checked=len(compared),
+        parity_equal=sum(live == lake for live, lake in compared),
     )
 
 
-def live_lines(summary: LiveSummary, cadence_ms: int, deadline_ms: int) -> list[str]:
+def live_lines(
+    summary: LiveSummary, cadence_ms: int, deadline_ms: int, test_hit_rate: float | None = None
+) -> list[str]:
     """The summary's live part, one fact a line."""
     latency = (
         "none measured"
@@ -109,11 +132,15 @@ def live_lines(summary: LiveSummary, cadence_ms: int, deadline_ms: int) -> list[
             f"MAE {summary.mae_bp:.2f} bp against {summary.zero_mae_bp:.2f} bp for a zero "
             "forecast"
         )
+        if test_hit_rate is not None:
+            quality += f" (a minute is a small sample; on its test split: {test_hit_rate:.1%})"
     return [
         f"predictions     {summary.predictions} (one per {cadence_ms} ms tick), "
         f"{summary.skipped_ticks} ticks skipped past the deadline",
         f"tick latency    {latency}",
         f"fallback        {levels}",
+        f"train = serve   {summary.parity_equal} of {summary.parity_checked} level-1 forecasts "
+        "equal the model's forecast from the lake's features for the same second, bit for bit",
         f"hit rate        {quality}",
         f"model served    {', '.join(summary.model_versions) or '(none)'}",
     ]

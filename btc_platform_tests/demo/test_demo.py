@@ -82,6 +82,10 @@ def test_the_shortened_demo_builds_the_lake_promotes_a_model_serves_it_and_leave
     assert facts["scored"] >= facts["predictions"] - 12  # the last 10 s have no label yet
     assert 0.0 <= facts["hit_rate"] <= 1.0
     assert facts["test_mae"] < facts["zero_mae"]  # the gate's promise, from the registry
+    # Train == serve through the running service: each level-1 forecast equals the model's
+    # forecast from the lake's features of the same second.
+    assert facts["parity_checked"] >= facts["predictions"] - 12
+    assert facts["parity_equal"] == facts["parity_checked"]
 
     # Every child the demo started is gone.
     assert sorted(facts["pids"]) == ["exchange", "realtime", "redis"]

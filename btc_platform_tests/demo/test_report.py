@@ -47,6 +47,18 @@ def test_the_summary_scores_only_forecasts_with_a_realised_label():
     assert summary.model_versions == ["20261121T204756Z-9b302e3c"]
 
 
+def test_parity_compares_level_1_forecasts_with_the_lakes_exactly():
+    predictions = [
+        prediction(T0, 2e-4),
+        prediction(T0 + 1, -1e-4),
+        prediction(T0 + 2, 3e-4, level=2),  # repaired vector: not compared
+        prediction(T0 + 3, 1e-4),  # no lake features: not compared
+    ]
+    lake = {T0: 2e-4, T0 + 1: -1e-4 + 1e-19, T0 + 2: 0.0}
+    summary = summarise_live(predictions, 0, {}, lake)
+    assert (summary.parity_checked, summary.parity_equal) == (2, 1)  # one ulp apart is unequal
+
+
 def test_an_empty_run_has_no_numbers_rather_than_wrong_ones():
     summary = summarise_live([], skipped_ticks=0, labels={})
     assert (summary.latency_p50_ms, summary.hit_rate, summary.scored) == (None, None, 0)
