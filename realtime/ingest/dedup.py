@@ -26,9 +26,20 @@ BUS_KIND = {TRADE: "trade", BEST_BID_ASK: "bba", DEPTH: "depth", DEPTH20: "depth
 
 DedupEvent = Trade | BestBidAsk | DepthDiff | DepthSnapshot
 
+_STREAM_OF_TYPE: dict[type, str] = {
+    TradeBatch: TRADE,
+    BestBidAsk: BEST_BID_ASK,
+    DepthDiff: DEPTH,
+    DepthSnapshot: DEPTH20,
+}
+"""The decoder's message types: one dict lookup per message, on the per-frame path."""
+
 
 def stream_of(message: SbeMessage) -> str:
     """The stream kind a decoded message came from (each template has one stream)."""
+    stream = _STREAM_OF_TYPE.get(type(message))
+    if stream is not None:
+        return stream
     if isinstance(message, TradeBatch):
         return TRADE
     if isinstance(message, BestBidAsk):
@@ -66,8 +77,9 @@ class Deduplicator:
 
     def admit(self, message: SbeMessage) -> Admitted:
         """Split ``message`` into new events and repeats, and remember the new ids."""
-        if isinstance(message, TradeBatch):
-            trades = flatten(message)
+        stream = stream_of(message)
+        if stream == TRADE:
+            trades = flatten(message)  # type: ignore[arg-type]
             last = self._last.get(TRADE)
             # A batch's ids are consecutive (one match), so its first id decides the usual case.
             if not trades or last is None or trades[0].trade_id > last:
@@ -77,11 +89,10 @@ class Deduplicator:
             if fresh:
                 self._last[TRADE] = fresh[-1].trade_id
             return Admitted(TRADE, fresh, len(trades) - len(fresh))
-        stream = stream_of(message)
         event_id = (
-            message.book_update_id
-            if isinstance(message, BestBidAsk)
-            else message.last_update_id  # DepthDiff and DepthSnapshot
+            message.book_update_id  # type: ignore[union-attr]
+            if stream == BEST_BID_ASK
+            else message.last_update_id  # type: ignore[union-attr]  # DepthDiff and DepthSnapshot
         )
         last = self._last.get(stream)
         if last is not None and event_id <= last:

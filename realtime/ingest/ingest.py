@@ -15,15 +15,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+from typing import NamedTuple
 
-from websockets.exceptions import InvalidStatus, WebSocketException
+import aiohttp
+from prometheus_client import Counter
 
 from realtime.binance.sbe import SbeDecodeError, SbeMessage, decode
 from realtime.clock import Clock, SystemClock
 from realtime.ingest.backoff import Backoff
 from realtime.ingest.connection import StreamConnection, combined_stream_url, open_socket
-from realtime.ingest.dedup import BUS_KIND, STREAMS, TRADE, Deduplicator
+from realtime.ingest.dedup import BUS_KIND, DEPTH, STREAMS, TRADE, Deduplicator
 from realtime.ingest.frames import WarningThrottle, parse_text_frame
 from realtime.ingest.gaps import (
     DepthChainTracker,
@@ -33,7 +36,7 @@ from realtime.ingest.gaps import (
 )
 from realtime.ingest.handover import Handover
 from realtime.ingest.sink import IngestSink
-from realtime.market.events import DepthDiff, TradeBatch
+from realtime.market.events import TradeBatch
 from realtime.service.metrics import Metrics
 from realtime.service.settings import RealtimeSettings
 
@@ -93,9 +96,13 @@ class IngestRole:
         self._wake = asyncio.Event()
         self._stopping = False
 
-        self._events = {s: metrics.events.labels(stream=s) for s in STREAMS}
-        self._duplicates = {s: metrics.duplicates.labels(stream=s) for s in STREAMS}
-        self._last_message = {s: metrics.last_message.labels(stream=s) for s in STREAMS}
+        self._outlets = {s: _Outlet.of(s, metrics) for s in STREAMS}
+        self._last_message_s = dict.fromkeys(STREAMS, 0.0)
+        """Wall time of each stream's last message; the gauge reads it when scraped, which
+        spares the per-frame path a metric update (and its lock)."""
+        for stream in STREAMS:
+            gauge = metrics.last_message.labels(stream=stream)
+            gauge.set_function(functools.partial(self._last_message_s.__getitem__, stream))
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -240,7 +247,7 @@ class IngestRole:
         """Open a socket; ``None`` when refused or unreachable (logged, never raised)."""
         try:
             socket = await open_socket(self.url, self.settings.api_key)
-        except (OSError, TimeoutError, WebSocketException) as error:
+        except (OSError, TimeoutError, aiohttp.ClientError) as error:
             log.warning(
                 "stream connection failed",
                 extra={"url": self.url, "reason": reason, "error": _describe(error)},
@@ -378,29 +385,32 @@ class IngestRole:
             )
 
     def _publish(self, message: SbeMessage, now_s: float) -> None:
-        admitted = self._dedup.admit(message)
-        stream = admitted.stream
-        self._last_message[stream].set(self._clock.time())
-        if admitted.duplicates:
-            self._duplicates[stream].inc(admitted.duplicates)
-        if isinstance(message, TradeBatch):
+        # Called for every frame: one clock read, one lookup of the stream's metrics.
+        stream, events, duplicates = self._dedup.admit(message)
+        outlet = self._outlets[stream]
+        wall_s = self._clock.time()
+        self._last_message_s[stream] = wall_s
+        if duplicates:
+            outlet.duplicates.inc(duplicates)
+        if stream == TRADE:
             # Silence is about arrivals: a repeated trade still shows the stream is alive.
             self._silence.observe(TRADE, message.event_time_us, now_s)
-        events = admitted.events
         if not events:
             return
-        if isinstance(message, TradeBatch):
-            detected_us = self._now_us()
+        if stream == TRADE:
+            detected_us = int(wall_s * US_PER_S)
+            observe = self._trade_ids.observe
             for trade in events:
-                gap = self._trade_ids.observe(trade, detected_us=detected_us)  # type: ignore[arg-type]
+                gap = observe(trade, detected_us=detected_us)  # type: ignore[arg-type]
                 if gap is not None:
                     self._emit_gap(gap)
-        elif isinstance(message, DepthDiff):
-            gap = self._depth_chain.observe(message, detected_us=self._now_us())
+        elif stream == DEPTH:
+            detected_us = int(wall_s * US_PER_S)
+            gap = self._depth_chain.observe(message, detected_us=detected_us)  # type: ignore[arg-type]
             if gap is not None:
                 self._emit_gap(gap)
-        self.sink.publish(BUS_KIND[stream], events)
-        self._events[stream].inc(len(events))
+        self.sink.publish(outlet.bus_kind, events)
+        outlet.events.inc(len(events))
 
     def _emit_gap(self, record: GapRecord) -> None:
         self.metrics.gaps.labels(kind=str(record.kind)).inc()
@@ -411,8 +421,27 @@ class IngestRole:
         return int(self._clock.time() * US_PER_S)
 
 
+class _Outlet(NamedTuple):
+    """Where one SBE stream's events go: its bus stream, and its metrics (label resolved)."""
+
+    bus_kind: str
+    events: Counter
+    duplicates: Counter
+
+    @classmethod
+    def of(cls, stream: str, metrics: Metrics) -> _Outlet:
+        return cls(
+            BUS_KIND[stream],
+            metrics.events.labels(stream=stream),
+            metrics.duplicates.labels(stream=stream),
+        )
+
+
 def _describe(error: BaseException) -> str:
-    # Only the status for a refused handshake: the exception's text is safe, but say why.
-    if isinstance(error, InvalidStatus):
-        return f"HTTP {error.response.status_code} at the handshake"
+    # Only the status for a refused handshake: the exception's text is safe (no request
+    # headers, so no API key), but the status says why.
+    if isinstance(error, aiohttp.WSServerHandshakeError):
+        if error.status != 101:
+            return f"HTTP {error.status} at the handshake"
+        return f"invalid handshake response: {error.message}"  # upgraded, but not as agreed
     return f"{type(error).__name__}: {error}"
