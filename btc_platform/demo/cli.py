@@ -45,7 +45,10 @@ API_KEY = "demo-local-key"
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = _parser().parse_args(argv)
-    signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops the demo as Ctrl-C does
+    # Ctrl-C, and `kill`, stop the demo. SIGINT is set too: a process started in the
+    # background by a shell inherits it ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
     children = Children(arguments.data_dir / "logs")
     demo = Demo(arguments, children)
     try:

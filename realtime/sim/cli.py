@@ -156,9 +156,11 @@ async def _run(source: MarketSource, config: ExchangeConfig) -> None:
             ),
             flush=True,
         )
-        # SIGTERM (docker stop, a supervisor) ends the server as Ctrl-C does: cleanly.
+        # Ctrl-C and SIGTERM (docker stop, a supervisor) end the server cleanly. Both are
+        # set here: a process started in the background by a shell inherits SIGINT ignored.
         stop = asyncio.Event()
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            asyncio.get_running_loop().add_signal_handler(signum, stop.set)
         await stop.wait()
 
 
