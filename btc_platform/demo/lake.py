@@ -97,15 +97,7 @@ class DemoLake:
         return [self.bronze(start_us, end_us), *self.lake_days(start_us, end_us)]
 
     def bronze(self, start_us: int, end_us: int) -> Step:
-        first, last = hour_keys(start_us, end_us)
-        return self._run(
-            [BRONZE_AGG_TRADES],
-            tags={
-                "dagster/asset_partition_range_start": first,
-                "dagster/asset_partition_range_end": last,
-            },
-            partitions=first if first == last else f"{first} … {last}",
-        )
+        return self._hours(BRONZE_AGG_TRADES, start_us, end_us)
 
     def lake_days(self, start_us: int, end_us: int) -> list[Step]:
         return [
@@ -124,9 +116,13 @@ class DemoLake:
 
     def live_trades(self, start_us: int, end_us: int) -> Step:
         """The service's closed trade capture into ``bronze.live_trades``."""
+        return self._hours(BRONZE_LIVE_TRADES, start_us, end_us)
+
+    def _hours(self, asset: dg.AssetKey, start_us: int, end_us: int) -> Step:
+        """One run of an hourly asset over the hours touching ``[start_us, end_us)``."""
         first, last = hour_keys(start_us, end_us)
         return self._run(
-            [BRONZE_LIVE_TRADES],
+            [asset],
             tags={
                 "dagster/asset_partition_range_start": first,
                 "dagster/asset_partition_range_end": last,
