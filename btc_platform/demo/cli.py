@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 US_PER_S = 1_000_000
 MARKET_START = "2026-01-01T00:00:00Z"
 """The generated market's first second: the partitions' first day (``BTC_HISTORY_START``)."""
+SYMBOL = "BTCUSDT"
+"""The local exchange's one symbol, and the settings' default."""
 API_KEY = "demo-local-key"
 """The local exchange wants the header, not a real key."""
 
@@ -93,6 +95,8 @@ class Demo:
         self.arguments = arguments
         self.children = children
         self.data_dir: Path = arguments.data_dir
+        self.env: dict[str, str] = {}
+        """The ``BTC_*`` settings of this process and its children (set once URLs are known)."""
         self.lake: DemoLake | None = None
         self.facts: dict[str, object] = {}
         """What the demo did, written to ``summary.json`` for scripts and tests."""
@@ -195,6 +199,7 @@ class Demo:
             del os.environ[name]
         self.env = {
             "BTC_ENV": "local",
+            "BTC_SYMBOL": SYMBOL,
             "BTC_DATA_DIR": str(self.data_dir.resolve()),
             "BTC_BINANCE_REST_URL": exchange.rest_url,
             "BTC_BINANCE_ARCHIVE_URL": exchange.rest_url,
@@ -223,7 +228,7 @@ class Demo:
 
         candidate = step.metadata["ml/model_candidate"]
         version = str(candidate["model_version"])
-        entry = registry.entry(open_catalog(LakehouseSettings()), "BTCUSDT", version)
+        entry = registry.entry(open_catalog(LakehouseSettings()), SYMBOL, version)
         assert entry is not None, version
         production = step.metadata["ml/production_model"]
         hit = "n/a" if entry.test_hit_rate is None else f"{entry.test_hit_rate:.1%}"
@@ -251,7 +256,7 @@ class Demo:
         metrics_port = processes.free_port()
         service = processes.start_realtime(self.children, self.env, metrics_port)
         client = redis.Redis.from_url(redis_url)
-        stream = Keys("BTCUSDT").predictions
+        stream = Keys(SYMBOL).predictions
         predictions: list[Prediction] = []
         last_id = "0-0"
         skipped = 0
@@ -335,8 +340,7 @@ class Demo:
     def _where(self, version: str) -> list[str]:
         data = self.data_dir
         return [
-            f"model           {data / 'models' / 'BTCUSDT'} (bundle {version}, "
-            "pointer current.json)",
+            f"model           {data / 'models' / SYMBOL} (bundle {version}, pointer current.json)",
             f"Iceberg         catalog {data / 'catalog.sqlite'}, tables in {data / 'warehouse'}",
             "                bronze.agg_trades, silver.trades, silver.bars_1s, "
             "silver.features_1s, gold.training_1s, bronze.live_trades, ml.model_registry",

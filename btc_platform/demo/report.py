@@ -72,14 +72,9 @@ def summarise_live(
     from btc_platform.ml.metrics import compute_metrics
 
     latencies = np.array([p.latency_ms for p in predictions], dtype=np.float64)
-    p50, p99 = (
-        (float(v) for v in np.percentile(latencies, [50, 99]))
-        if len(latencies)
-        else (
-            None,
-            None,
-        )
-    )
+    p50 = p99 = None
+    if len(latencies):
+        p50, p99 = (float(v) for v in np.percentile(latencies, [50, 99]))
     pairs = [
         (p.yhat_log_return_10s, labels[p.ts_sec])
         for p in predictions

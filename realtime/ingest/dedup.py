@@ -37,16 +37,7 @@ _STREAM_OF_TYPE: dict[type, str] = {
 
 def stream_of(message: SbeMessage) -> str:
     """The stream kind a decoded message came from (each template has one stream)."""
-    stream = _STREAM_OF_TYPE.get(type(message))
-    if stream is not None:
-        return stream
-    if isinstance(message, TradeBatch):
-        return TRADE
-    if isinstance(message, BestBidAsk):
-        return BEST_BID_ASK
-    if isinstance(message, DepthDiff):
-        return DEPTH
-    return DEPTH20
+    return _STREAM_OF_TYPE[type(message)]
 
 
 def flatten(batch: TradeBatch) -> tuple[Trade, ...]:
