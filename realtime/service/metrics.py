@@ -41,6 +41,21 @@ class Metrics:
         self.bus_pending = Gauge(
             "btc_bus_pending_events", "Events waiting to be written to the bus", registry=registry
         )
+        # bad input and bounded queues: every kind of rejected input and every queue that
+        # can drop is counted here, so one alert rule watches them all
+        self.rejected = Counter(
+            "btc_rejected_input_total",
+            "Inputs refused as implausible or malformed and skipped, by source and kind",
+            ["source", "kind"], registry=registry,
+        )  # fmt: skip
+        self.queue_depth = Gauge(
+            "btc_queue_depth", "Items waiting in a bounded queue, by queue", ["queue"],
+            registry=registry,
+        )  # fmt: skip
+        self.queue_dropped = Counter(
+            "btc_queue_dropped_total", "Items dropped because a bounded queue was full, by queue",
+            ["queue"], registry=registry,
+        )  # fmt: skip
         # features
         self.book_valid = Gauge(
             "btc_book_valid", "1 while the local order book is in sync", registry=registry
@@ -78,6 +93,10 @@ class Metrics:
         self.fallback = Counter(
             "btc_fallback_level_total", "Predictions by fallback level", ["level"],
             registry=registry,
+        )  # fmt: skip
+        self.model_errors = Counter(
+            "btc_model_errors_total", "Inference calls that raised or gave no number, by reason",
+            ["reason"], registry=registry,
         )  # fmt: skip
         self.model_info = Gauge(
             "btc_model_info", "1 for the model version being served", ["version"],
