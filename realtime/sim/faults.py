@@ -7,6 +7,9 @@ or from ``POST /admin/faults`` at runtime (applied at once)::
     {"fault": "drop", "stream": "btcusdt@depth", "count": 3}
     {"fault": "duplicate" | "reorder" | "truncate", "stream": ..., "count": n, "keep_bytes": k}
     {"fault": "stall", "stream": "btcusdt@trade", "seconds": 5}
+    {"fault": "time_shift", "stream": ..., "count": n, "shift_s": 86400}   # times moved
+    {"fault": "id_jump", "stream": "btcusdt@trade", "count": 1, "jump": 10**12}
+    {"fault": "garbage", "stream": ..., "count": n, "seed": 0}  # random-byte frames added
     {"fault": "disconnect"}                          # cut every stream connection
     {"fault": "server_shutdown"}                     # the serverShutdown notice
     {"fault": "rest_status", "status": 429 | 418, "count": n, "retry_after_s": s}
@@ -15,15 +18,20 @@ or from ``POST /admin/faults`` at runtime (applied at once)::
     {"fault": "clear"}                               # lift every active fault
 
 Counted faults act on the next ``count`` frames of the stream, for every subscriber alike,
-so a test knows exactly which frames went missing.
+so a test knows exactly which frames went missing. ``time_shift`` and ``id_jump`` send
+well-formed frames whose values lie (``frame_edits``); the exchange's tape, REST and archive
+files keep the truth, so whatever a client believed from them shows against the tape.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import random
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
+
+from realtime.sim.frame_edits import garbage_frame, jump_trade_ids, shift_times
 
 
 class FaultSpecError(ValueError):
@@ -36,6 +44,9 @@ class FaultKind(StrEnum):
     REORDER = "reorder"
     TRUNCATE = "truncate"
     STALL = "stall"
+    TIME_SHIFT = "time_shift"
+    ID_JUMP = "id_jump"
+    GARBAGE = "garbage"
     DISCONNECT = "disconnect"
     SERVER_SHUTDOWN = "server_shutdown"
     REST_STATUS = "rest_status"
@@ -45,9 +56,22 @@ class FaultKind(StrEnum):
 
 
 STREAM_FAULTS = frozenset(
-    {FaultKind.DROP, FaultKind.DUPLICATE, FaultKind.REORDER, FaultKind.TRUNCATE, FaultKind.STALL}
+    {
+        FaultKind.DROP,
+        FaultKind.DUPLICATE,
+        FaultKind.REORDER,
+        FaultKind.TRUNCATE,
+        FaultKind.STALL,
+        FaultKind.TIME_SHIFT,
+        FaultKind.ID_JUMP,
+        FaultKind.GARBAGE,
+    }
 )
 ID_KINDS = ("trade", "agg_trade")
+MAX_SHIFT_S = 100 * 366 * 86_400
+"""A century: far enough for any plausibility test, and a moved time stays an int64."""
+MAX_ID_JUMP = 2**53
+"""Beyond any real trade id, and the jumped id stays an int64."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +91,9 @@ class Fault:
     last_id: int | None = None
     archive_kind: str | None = None
     date: dt.date | None = None
+    shift_us: int = 0
+    jump: int = 0
+    seed: int = 0
 
 
 def parse_fault(spec: Any) -> Fault:
@@ -91,6 +118,26 @@ def parse_fault(spec: Any) -> Fault:
             fields["seconds"] = _number(spec, "seconds", None)
             if fields["seconds"] is None or fields["seconds"] <= 0:
                 raise FaultSpecError("stall: 'seconds' must be a positive number")
+        elif kind is FaultKind.TIME_SHIFT:
+            shift_s = _number(spec, "shift_s", None)
+            if shift_s is None or shift_s == 0 or abs(shift_s) > MAX_SHIFT_S:
+                raise FaultSpecError(
+                    f"time_shift: 'shift_s' must be a non-zero number of seconds, at most "
+                    f"{MAX_SHIFT_S} either way"
+                )
+            fields["shift_us"] = round(shift_s * 1_000_000)
+        elif kind is FaultKind.ID_JUMP:
+            if not stream.endswith("@trade"):
+                raise FaultSpecError("id_jump: 'stream' must be a @trade stream (trade ids)")
+            jump = spec.get("jump")
+            if not _is_int(jump) or jump == 0 or abs(jump) > MAX_ID_JUMP:
+                raise FaultSpecError("id_jump: 'jump' must be a non-zero integer, |jump| <= 2**53")
+            fields["jump"] = jump
+        elif kind is FaultKind.GARBAGE:
+            seed = spec.get("seed", 0)
+            if not _is_int(seed) or seed < 0:
+                raise FaultSpecError(f"garbage: 'seed' must be an integer >= 0, got {seed!r}")
+            fields["seed"] = seed
     elif kind is FaultKind.REST_STATUS:
         status = spec.get("status")
         if status not in (429, 418):
@@ -142,8 +189,10 @@ class StreamFaults:
     """The active faults of one stream: what becomes of each frame on its way out.
 
     ``process`` returns the frames to send now, in order: none (dropped, held for a
-    reorder, or stalled), the frame, a cut frame, or several (a duplicate, a released
-    reorder, the backlog of a stall that has ended).
+    reorder, or stalled), the frame, an edited or cut frame, or several (a random-byte frame
+    before the real one, a duplicate, a released reorder, the backlog of a stall that has
+    ended). One counted fault acts on a frame, in the order of ``_one``; a re-armed
+    ``time_shift``/``id_jump`` applies its newest shift or jump to every frame still due.
     """
 
     drop: int = 0
@@ -151,6 +200,12 @@ class StreamFaults:
     reorder: int = 0
     truncate: int = 0
     keep_bytes: int | None = None
+    time_shift: int = 0
+    shift_us: int = 0
+    id_jump: int = 0
+    jump: int = 0
+    garbage: int = 0
+    rng: random.Random = field(default_factory=random.Random)
     stall_until: float = 0.0
     held: bytes | None = None
     stalled: list[bytes] = field(default_factory=list)
@@ -169,14 +224,30 @@ class StreamFaults:
             self.keep_bytes = fault.keep_bytes
         elif fault.kind is FaultKind.STALL:
             self.stall_until = max(self.stall_until, now + fault.seconds)
+        elif fault.kind is FaultKind.TIME_SHIFT:
+            self.time_shift += fault.count
+            self.shift_us = fault.shift_us
+        elif fault.kind is FaultKind.ID_JUMP:
+            self.id_jump += fault.count
+            self.jump = fault.jump
+        elif fault.kind is FaultKind.GARBAGE:
+            self.garbage += fault.count
+            self.rng = random.Random(fault.seed)
 
     @property
     def idle(self) -> bool:
         """No fault armed and nothing held back."""
+        counted = (
+            self.drop,
+            self.duplicate,
+            self.reorder,
+            self.truncate,
+            self.time_shift,
+            self.id_jump,
+            self.garbage,
+        )
         return (
-            not (self.drop or self.duplicate or self.reorder or self.truncate or self.held)
-            and not self.stalled
-            and self.stall_until == 0.0
+            not any(counted) and self.held is None and not self.stalled and self.stall_until == 0.0
         )
 
     def process(self, frame: bytes, now: float) -> list[bytes]:
@@ -194,6 +265,15 @@ class StreamFaults:
             self.drop -= 1
             self.dropped_total += 1
             return []
+        if self.time_shift:
+            self.time_shift -= 1
+            return [shift_times(frame, self.shift_us)]
+        if self.id_jump:
+            self.id_jump -= 1
+            return [jump_trade_ids(frame, self.jump)]
+        if self.garbage:
+            self.garbage -= 1
+            return [garbage_frame(len(frame), self.rng), frame]
         if self.truncate:
             self.truncate -= 1
             keep = self.keep_bytes if self.keep_bytes is not None else len(frame) // 2

@@ -7,6 +7,7 @@ in well under a second; nothing sleeps to make time pass except those rules them
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import math
 
@@ -219,3 +220,60 @@ async def test_unlimited_speed_waits_for_a_subscriber_then_streams_everything() 
         assert ex.events_played > history_events
         ids = [decode(frame).trades[0].trade_id for frame in frames]
         assert ids == list(range(ids[0], ids[0] + 100))
+
+
+async def test_lying_frames_go_out_well_formed_while_the_tape_keeps_the_truth() -> None:
+    year_us = 365 * 86_400 * US
+    async with exchange() as ex, stream_socket(ex.stream_url, ["btcusdt@trade"]) as ws:
+        await post_fault(
+            ex.admin_url,
+            {"fault": "time_shift", "stream": "btcusdt@trade", "count": 2, "shift_s": 365 * 86_400},
+        )
+        await post_fault(
+            ex.admin_url,
+            {"fault": "id_jump", "stream": "btcusdt@trade", "count": 1, "jump": 10**12},
+        )
+        await ex.advance_to(ex.now_us() + 10 * US)
+        frames = await binary_frames(ws, 6)
+    batches = [decode(frame) for frame in frames]
+    trades = [batch.trades[0] for batch in batches]
+    tape = ex.market.tape.trades()
+    truth = {
+        int(trade_id): int(time_us)
+        for trade_id, time_us in zip(tape.trade_id, tape.time_us, strict=True)
+    }
+    first = trades[0].trade_id
+    # The time shift acts first (two frames), then the id jump (one frame), then the truth.
+    assert [t.trade_id for t in trades] == [
+        first,
+        first + 1,
+        first + 2 + 10**12,
+        *range(first + 3, first + 6),
+    ]
+    assert [b.transact_time_us - truth[first + i] for i, b in enumerate(batches[:2])] == [
+        year_us,
+        year_us,
+    ]
+    assert batches[2].transact_time_us == truth[first + 2]
+    assert all(b.transact_time_us == truth[b.trades[0].trade_id] for b in batches[3:])
+    assert first + 2 + 10**12 not in truth  # the tape never traded the jumped id
+
+
+async def test_garbage_frames_come_between_the_real_ones_and_fail_to_decode() -> None:
+    async with exchange() as ex, stream_socket(ex.stream_url, ["btcusdt@depth"]) as ws:
+        await post_fault(ex.admin_url, {"fault": "garbage", "stream": "btcusdt@depth", "count": 2})
+        await ex.advance_to(ex.now_us() + 5 * US)
+        frames = await binary_frames(ws, 6)
+    outcomes = []
+    for frame in frames:
+        try:
+            outcomes.append(decode(frame))
+        except SbeDecodeError:
+            outcomes.append(None)
+    assert [outcome is None for outcome in outcomes] == [True, False, True, False, False, False]
+    diffs = [outcome for outcome in outcomes if outcome is not None]
+    # Nothing real is lost or reordered: the diff chain is unbroken.
+    assert all(
+        later.first_update_id == earlier.last_update_id + 1
+        for earlier, later in itertools.pairwise(diffs)
+    )

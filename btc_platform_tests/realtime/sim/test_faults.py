@@ -7,6 +7,9 @@ from typing import Any
 
 import pytest
 
+from realtime.binance.sbe import SbeDecodeError, decode
+from realtime.binance.sbe.encode import encode
+from realtime.market.events import DepthDiff, Trade, TradeBatch
 from realtime.sim.faults import (
     Fault,
     FaultKind,
@@ -222,3 +225,138 @@ def test_release_returns_what_is_held_and_leaves_the_stream_idle() -> None:
     assert reordered.process(f2, 0.0) == []
     assert reordered.release() == [f2]
     assert reordered.idle
+
+
+# -- faults that send well-formed frames with false values, and junk frames ------------------
+
+TRADE = "btcusdt@trade"
+YEAR_S = 365 * 86_400
+
+
+def trade_frame(trade_id: int, time_us: int, trades: int = 1) -> bytes:
+    batch = TradeBatch(
+        "BTCUSDT",
+        time_us + 7,
+        time_us,
+        tuple(
+            Trade("BTCUSDT", trade_id + i, 9_000_000_000_000, 1_000_000, i % 2 == 0, time_us, 0)
+            for i in range(trades)
+        ),
+    )
+    return encode(batch)
+
+
+def depth_frame(first_update_id: int, time_us: int) -> bytes:
+    diff = DepthDiff(
+        "BTCUSDT", time_us, first_update_id, first_update_id + 2, ((100, 5),), ((101, 0),)
+    )
+    return encode(diff)
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        (
+            {"fault": "time_shift", "stream": TRADE, "count": 2, "shift_s": YEAR_S},
+            Fault(FaultKind.TIME_SHIFT, stream=TRADE, count=2, shift_us=YEAR_S * 1_000_000),
+        ),
+        (
+            {"fault": "time_shift", "stream": DEPTH, "shift_s": -0.5},
+            Fault(FaultKind.TIME_SHIFT, stream=DEPTH, shift_us=-500_000),
+        ),
+        (
+            {"fault": "id_jump", "stream": TRADE, "count": 1, "jump": 10**12},
+            Fault(FaultKind.ID_JUMP, stream=TRADE, jump=10**12),
+        ),
+        (
+            {"fault": "garbage", "stream": DEPTH, "count": 3, "seed": 9},
+            Fault(FaultKind.GARBAGE, stream=DEPTH, count=3, seed=9),
+        ),
+        ({"fault": "garbage", "stream": DEPTH}, Fault(FaultKind.GARBAGE, stream=DEPTH)),
+    ],
+)
+def test_parse_fault_accepts_the_lying_and_junk_frame_faults(
+    spec: dict[str, Any], expected: Fault
+) -> None:
+    assert parse_fault(spec) == expected
+
+
+@pytest.mark.parametrize(
+    ("spec", "named"),
+    [
+        ({"fault": "time_shift", "stream": TRADE}, "'shift_s'"),
+        ({"fault": "time_shift", "stream": TRADE, "shift_s": 0}, "'shift_s'"),
+        ({"fault": "time_shift", "stream": TRADE, "shift_s": "1y"}, "'shift_s'"),
+        ({"fault": "time_shift", "stream": TRADE, "shift_s": 1e12}, "'shift_s'"),
+        ({"fault": "time_shift", "shift_s": 5}, "'stream'"),
+        ({"fault": "id_jump", "stream": TRADE}, "'jump'"),
+        ({"fault": "id_jump", "stream": TRADE, "jump": 0}, "'jump'"),
+        ({"fault": "id_jump", "stream": TRADE, "jump": 1.5}, "'jump'"),
+        ({"fault": "id_jump", "stream": TRADE, "jump": True}, "'jump'"),
+        ({"fault": "id_jump", "stream": TRADE, "jump": 2**60}, "'jump'"),
+        ({"fault": "id_jump", "stream": DEPTH, "jump": 5}, "'stream'"),
+        ({"fault": "garbage", "stream": DEPTH, "seed": -1}, "'seed'"),
+        ({"fault": "garbage", "stream": DEPTH, "count": 0}, "'count'"),
+    ],
+)
+def test_parse_fault_rejects_bad_lying_and_junk_frame_specs(
+    spec: dict[str, Any], named: str
+) -> None:
+    with pytest.raises(FaultSpecError) as raised:
+        parse_fault(spec)
+    assert named in str(raised.value)
+
+
+def test_time_shift_moves_the_times_of_the_next_count_frames_only() -> None:
+    faults = armed({"fault": "time_shift", "stream": TRADE, "count": 2, "shift_s": YEAR_S})
+    sent = [faults.process(trade_frame(100 + i, 1_000_000 * (i + 1)), 0.0) for i in range(4)]
+    assert [len(out) for out in sent] == [1, 1, 1, 1]
+    batches = [decode(out[0]) for out in sent]
+    shift = YEAR_S * 1_000_000
+    assert [b.transact_time_us for b in batches] == [
+        1_000_000 + shift,
+        2_000_000 + shift,
+        3_000_000,
+        4_000_000,
+    ]
+    assert [b.event_time_us - b.transact_time_us for b in batches] == [7, 7, 7, 7]
+    # Only the times lie: ids, prices and sizes are the trade's own.
+    assert [b.trades[0].trade_id for b in batches] == [100, 101, 102, 103]
+    assert batches[0].trades[0].price_e8 == 9_000_000_000_000
+    assert faults.idle
+
+
+def test_time_shift_moves_a_depth_diffs_event_time_into_the_past() -> None:
+    faults = armed({"fault": "time_shift", "count": 1, "shift_s": -YEAR_S})
+    shifted, plain = (faults.process(depth_frame(50 + 3 * i, 5_000_000), 0.0) for i in range(2))
+    diff = decode(shifted[0])
+    assert diff.event_time_us == 5_000_000 - YEAR_S * 1_000_000
+    assert (diff.first_update_id, diff.last_update_id, diff.bids) == (50, 52, ((100, 5),))
+    assert decode(plain[0]).event_time_us == 5_000_000
+
+
+def test_id_jump_moves_every_trade_id_of_the_next_count_frames() -> None:
+    faults = armed({"fault": "id_jump", "stream": TRADE, "count": 1, "jump": 10**12})
+    jumped = decode(faults.process(trade_frame(100, 1_000_000, trades=3), 0.0)[0])
+    after = decode(faults.process(trade_frame(103, 2_000_000), 0.0)[0])
+    assert [t.trade_id for t in jumped.trades] == [10**12 + 100, 10**12 + 101, 10**12 + 102]
+    assert jumped.transact_time_us == 1_000_000
+    assert [t.trade_id for t in after.trades] == [103]
+    assert faults.idle
+
+
+def test_garbage_sends_a_random_frame_before_each_of_the_next_count_frames() -> None:
+    faults = armed({"fault": "garbage", "count": 2, "seed": 4})
+    frames = [depth_frame(10 + 3 * i, 1_000_000 * i) for i in range(3)]
+    sent = [faults.process(frame, 0.0) for frame in frames]
+    assert [len(out) for out in sent] == [2, 2, 1]
+    for (junk, real), frame in zip(sent[:2], frames, strict=False):
+        assert real == frame
+        assert len(junk) == len(frame)
+        with pytest.raises(SbeDecodeError):
+            decode(junk)
+    assert sent[2] == [frames[2]]
+    assert sent[0][0] != sent[1][0]
+    # The same seed sends the same junk: a run can be repeated byte for byte.
+    again = armed({"fault": "garbage", "count": 1, "seed": 4})
+    assert again.process(frames[0], 0.0)[0] == sent[0][0]
