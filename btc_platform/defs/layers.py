@@ -66,12 +66,15 @@ def rebuild_day(
     source: TableSpec,
     target: TableSpec,
     transform: Callable[[pa.Table], pa.Table],
+    *,
+    symbol: str,
 ) -> tuple[pa.Table, pa.Table]:
-    """Read ``source``'s rows of ``day``, transform them, and replace ``target``'s day with
-    the result in one snapshot; return (what was read, what was written)."""
-    rows_in = scan_window(catalog, source, day.start_us, day.end_us)
+    """Read ``source``'s rows of ``symbol``'s ``day``, transform them, and replace ``target``'s
+    day of ``symbol`` with the result in one snapshot; return (what was read, what was written).
+    """
+    rows_in = scan_window(catalog, source, day.start_us, day.end_us, symbol=symbol)
     rows_out = transform(rows_in)
-    overwrite_window(catalog, target, rows_out, day.start_us, day.end_us)
+    overwrite_window(catalog, target, rows_out, day.start_us, day.end_us, symbol=symbol)
     return rows_in, rows_out
 
 

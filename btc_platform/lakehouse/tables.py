@@ -1,9 +1,11 @@
 """The lakehouse's Iceberg tables: their schemas and partitioning, and idempotent window writes.
 
-Every write replaces exactly one time window ``[start, end)`` of a table in one Iceberg
-snapshot (``Table.overwrite`` with a row filter on the partition's time column), so a re-run
-or a backfill never duplicates a row, and a reader sees the old window or the new one.
-Windows of writers align with the table's partitioning, so the delete drops whole files.
+Every write replaces exactly one symbol's time window ``[start, end)`` of a table in one
+Iceberg snapshot (``Table.overwrite`` with a row filter on the partition's time column and
+the symbol), so a re-run or a backfill never duplicates a row, a reader sees the old window
+or the new one, and one symbol's write never deletes another symbol's rows. Windows of
+writers align with the table's partitioning, so the delete drops whole files when the
+window holds one symbol.
 
 Every row carries the seeds' envelope: ``source``, ``ingest_ts`` and ``version``.
 """
@@ -18,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pyiceberg.catalog import Catalog
 from pyiceberg.exceptions import NoSuchTableError, TableAlreadyExistsError
-from pyiceberg.expressions import And, BooleanExpression, GreaterThanOrEqual, LessThan
+from pyiceberg.expressions import And, BooleanExpression, EqualTo, GreaterThanOrEqual, LessThan
 from pyiceberg.io.pyarrow import pyarrow_to_schema
 from pyiceberg.partitioning import PartitionField, PartitionSpec
 from pyiceberg.table import Table
@@ -39,7 +41,9 @@ _ENVELOPE = [
     pa.field("ingest_ts", TIMESTAMP_US, nullable=False),
     pa.field("version", pa.int32(), nullable=False),
 ]
-_SYMBOL = pa.field("symbol", pa.string(), nullable=False)
+SYMBOL_COLUMN = "symbol"
+"""Every lake table holds several symbols' rows side by side; each row names its symbol."""
+_SYMBOL = pa.field(SYMBOL_COLUMN, pa.string(), nullable=False)
 _SECOND = [
     _SYMBOL,
     pa.field("ts", TIMESTAMP_US, nullable=False),
@@ -60,6 +64,12 @@ class TableSpec:
     partition: Transform | None
     """None: unpartitioned (small tables)."""
     description: str
+
+    def __post_init__(self) -> None:
+        # A window write deletes by symbol too; a table without the column could not be
+        # written without deleting every symbol's rows of the window.
+        if SYMBOL_COLUMN not in self.schema.names:
+            raise ValueError(f"{self.namespace}.{self.name} has no {SYMBOL_COLUMN!r} column")
 
     @property
     def identifier(self) -> tuple[str, str]:
@@ -223,15 +233,18 @@ def ensure_table(catalog: Catalog, spec: TableSpec) -> Table:
 
 
 def overwrite_window(
-    catalog: Catalog, spec: TableSpec, rows: pa.Table, start_us: int, end_us: int
+    catalog: Catalog, spec: TableSpec, rows: pa.Table, start_us: int, end_us: int, *, symbol: str
 ) -> WindowWrite:
-    """Replace the rows of ``[start_us, end_us)`` (by ``spec.time_column``) with ``rows``.
+    """Replace ``symbol``'s rows of ``[start_us, end_us)`` (by ``spec.time_column``) with ``rows``.
 
-    ``rows`` must all fall inside the window: a writer never touches data it does not own.
-    Columns are cast to the table's schema, so a wrong type fails here, before any commit.
+    ``rows`` must all be of ``symbol`` and fall inside the window: a writer never touches data
+    it does not own (other symbols' rows of the window stay). Columns are cast to the table's
+    schema, so a wrong type fails here, before any commit.
     """
     if start_us >= end_us:
         raise ValueError(f"empty window [{start_us}, {end_us})")
+    if not symbol:
+        raise ValueError("a window write needs the symbol it replaces")
     data = rows.select(spec.schema.names).cast(spec.schema)
     if data.num_rows:
         times = pc.cast(data[spec.time_column], pa.int64())
@@ -241,11 +254,17 @@ def overwrite_window(
                 f"{spec.qualified_name}: rows from {low} to {high} fall outside the window "
                 f"[{start_us}, {end_us})"
             )
+        others = pc.unique(data[SYMBOL_COLUMN]).to_pylist()
+        if others != [symbol]:
+            raise ValueError(
+                f"{spec.qualified_name}: a write of {symbol}'s window holds rows of "
+                f"{sorted(others)}"
+            )
     table = ensure_table(catalog, spec)
     with warnings.catch_warnings():
         # The first write of a window deletes nothing, and pyiceberg says so; that is expected.
         warnings.filterwarnings("ignore", "Delete operation did not match any records")
-        table.overwrite(data, overwrite_filter=window_filter(spec, start_us, end_us))
+        table.overwrite(data, overwrite_filter=window_filter(spec, start_us, end_us, symbol))
     snapshot = table.current_snapshot()
     return WindowWrite(data.num_rows, snapshot.snapshot_id if snapshot else None)
 
@@ -278,15 +297,20 @@ def scan_window(
     start_us: int,
     end_us: int,
     columns: tuple[str, ...] | None = None,
+    *,
+    symbol: str | None = None,
 ) -> pa.Table:
-    """The rows of ``[start_us, end_us)``, with the table's schema (empty if no table yet)."""
+    """The rows of ``[start_us, end_us)``, with the table's schema (empty if no table yet).
+
+    ``symbol``: only that symbol's rows; None: every symbol's.
+    """
     try:
         table = catalog.load_table(spec.identifier)
     except NoSuchTableError:
         empty = spec.schema.empty_table()
         return empty.select(list(columns)) if columns else empty
     scan = table.scan(
-        row_filter=window_filter(spec, start_us, end_us),
+        row_filter=window_filter(spec, start_us, end_us, symbol),
         selected_fields=columns or ("*",),
     )
     data = scan.to_arrow()
@@ -294,8 +318,12 @@ def scan_window(
     return data.select(schema.names).cast(schema)
 
 
-def window_filter(spec: TableSpec, start_us: int, end_us: int) -> BooleanExpression:
-    return And(GreaterThanOrEqual(spec.time_column, start_us), LessThan(spec.time_column, end_us))
+def window_filter(
+    spec: TableSpec, start_us: int, end_us: int, symbol: str | None = None
+) -> BooleanExpression:
+    """Rows of ``[start_us, end_us)`` by ``spec.time_column``, of ``symbol`` unless None."""
+    window = And(GreaterThanOrEqual(spec.time_column, start_us), LessThan(spec.time_column, end_us))
+    return window if symbol is None else And(window, EqualTo(SYMBOL_COLUMN, symbol))
 
 
 def current_snapshot_id(catalog: Catalog, spec: TableSpec) -> int | None:

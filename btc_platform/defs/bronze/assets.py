@@ -48,7 +48,12 @@ def build_agg_trades(partitions: dg.HourlyPartitionsDefinition) -> dg.AssetsDefi
         rows, report = run_sync(_fetch(binance, settings.symbol, start_us, end_us))
         fetched = time.monotonic()
         write = overwrite_window(
-            lakehouse.catalog(), tables.BRONZE_AGG_TRADES, rows, start_us, end_us
+            lakehouse.catalog(),
+            tables.BRONZE_AGG_TRADES,
+            rows,
+            start_us,
+            end_us,
+            symbol=settings.symbol,
         )
         ids = rows["agg_trade_id"]
         context.log.info(

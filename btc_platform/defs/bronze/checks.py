@@ -46,14 +46,16 @@ def check_completeness(
     lakehouse: LakehouseResource, start_us: int, end_us: int
 ) -> dg.AssetCheckResult:
     """Prove ``[start_us, end_us)`` of bronze.agg_trades complete, or name what is missing."""
-    catalog = lakehouse.catalog()
+    catalog, symbol = lakehouse.catalog(), lakehouse.settings().symbol
     spec = tables.BRONZE_AGG_TRADES
     columns = ("agg_trade_id", "transact_time")
-    window = tables.scan_window(catalog, spec, start_us, end_us, columns)
+    window = tables.scan_window(catalog, spec, start_us, end_us, columns, symbol=symbol)
     ids = window["agg_trade_id"].to_numpy()
     times_us = pc.cast(window["transact_time"], pa.int64()).to_numpy()
     proof = prove_completeness(
-        ids, _neighbour_id(catalog, start_us, -1), _neighbour_id(catalog, end_us, +1)
+        ids,
+        _neighbour_id(catalog, symbol, start_us, -1),
+        _neighbour_id(catalog, symbol, end_us, +1),
     )
     repair = [
         hour_partition_key(hour)
@@ -84,12 +86,14 @@ NEIGHBOUR_LOOKUP_HOURS = (1, 24)
 hour without trades is rare, and its own check must not hide a hole behind it)."""
 
 
-def _neighbour_id(catalog: Catalog, edge_us: int, direction: int) -> int | None:
+def _neighbour_id(catalog: Catalog, symbol: str, edge_us: int, direction: int) -> int | None:
     """The last id before ``edge_us`` (direction -1) or the first id from it (+1)."""
     for hours in NEIGHBOUR_LOOKUP_HOURS:
         span = hours * US_PER_HOUR
         low, high = (edge_us - span, edge_us) if direction < 0 else (edge_us, edge_us + span)
-        rows = tables.scan_window(catalog, tables.BRONZE_AGG_TRADES, low, high, ("agg_trade_id",))
+        rows = tables.scan_window(
+            catalog, tables.BRONZE_AGG_TRADES, low, high, ("agg_trade_id",), symbol=symbol
+        )
         if rows.num_rows:
             ids = rows["agg_trade_id"].to_numpy()
             return int(ids.max() if direction < 0 else ids.min())

@@ -41,7 +41,7 @@ def build_gold(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetsDefinition]
     def training_1s(
         context: dg.AssetExecutionContext, lakehouse: LakehouseResource, duckdb: DuckDBResource
     ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
-        catalog = lakehouse.catalog()
+        catalog, symbol = lakehouse.catalog(), lakehouse.settings().symbol
         written, features_read = [], []
         started = time.monotonic()
         for day in days_of(context):
@@ -61,6 +61,7 @@ def build_gold(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetsDefinition]
                         "ingest_ts_us": now_us(),
                     },
                 ),
+                symbol=symbol,
             )
             written.append(rows)
             features_read.append(features)

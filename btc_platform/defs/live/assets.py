@@ -190,7 +190,7 @@ def land_hours(
         if live.unique_ids:
             rows, dropped = drop_repeated_ids(rows, live.id_column)
             landing.repeated_rows_dropped += dropped
-        write = overwrite_window(catalog, live.table, rows, hour, hour + US_PER_HOUR)
+        write = overwrite_window(catalog, live.table, rows, hour, hour + US_PER_HOUR, symbol=symbol)
         landing.rows += write.rows
         landing.segments.update(segment.path.name for segment in segments)
         landing.add_ids(rows[live.id_column])
@@ -234,7 +234,7 @@ def _predictions_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDef
             rows = read_rows(found, kind, day.start_us, day.end_us)
             rows = rows.filter(pc.equal(rows["symbol"], symbol))
             snapshot_id = overwrite_window(
-                catalog, spec, rows, day.start_us, day.end_us
+                catalog, spec, rows, day.start_us, day.end_us, symbol=symbol
             ).snapshot_id
             written.append(rows)
             segments.update(segment.path.name for segment in found)
@@ -283,7 +283,9 @@ def _quality_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefinit
         scored, windows, snapshot_id = [], [], None
         for day in days_of(context):
             day_scored, day_windows = _score_day(catalog, day, symbol)
-            write = overwrite_window(catalog, spec, day_windows, day.start_us, day.end_us)
+            write = overwrite_window(
+                catalog, spec, day_windows, day.start_us, day.end_us, symbol=symbol
+            )
             snapshot_id = write.snapshot_id
             scored.append(day_scored)
             windows.append(day_windows)

@@ -55,7 +55,7 @@ def build_silver(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetsDefinitio
     def trades(
         context: dg.AssetExecutionContext, lakehouse: LakehouseResource, duckdb: DuckDBResource
     ) -> Results:
-        catalog = lakehouse.catalog()
+        catalog, symbol = lakehouse.catalog(), lakehouse.settings().symbol
         written, per_day = [], {}
         for day in days_of(context):
             bronze, rows = rebuild_day(
@@ -69,6 +69,7 @@ def build_silver(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetsDefinitio
                     {"bronze.agg_trades": bronze},
                     {"window_start_us": day.start_us, "window_end_us": day.end_us},
                 ),
+                symbol=symbol,
             )
             per_day[day.key] = {"bronze_rows": bronze.num_rows, "rows": rows.num_rows}
             written.append(rows)
@@ -121,6 +122,7 @@ def build_silver(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetsDefinitio
                         "ingest_ts_us": now_us(),
                     },
                 ),
+                symbol=symbol,
             )
             written.append(rows)
             trades_read.append(silver_trades)
@@ -170,6 +172,7 @@ def build_silver(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetsDefinitio
                     end_sec=day.end_sec,
                     ingest_ts_us=now_us(),
                 ),
+                symbol=symbol,
             )
             written.append(rows)
         data = pa.concat_tables(written)

@@ -319,7 +319,12 @@ def test_a_day_of_predictions_is_scored_against_the_realised_labels(lake: Lake):
     training = market_tables(900).training_1s
     catalog = open_catalog(LakehouseSettings(data_dir=lake.data_dir))
     tables.overwrite_window(
-        catalog, tables.GOLD_TRAINING_1S, training, DAY_START_US, DAY_START_US + 86_400 * US
+        catalog,
+        tables.GOLD_TRAINING_1S,
+        training,
+        DAY_START_US,
+        DAY_START_US + 86_400 * US,
+        symbol=SYMBOL,
     )
     catalog.engine.dispose()
     labels = dict(

@@ -14,7 +14,7 @@ from btc_platform.lakehouse.tables import (
     overwrite_window,
     scan_window,
 )
-from btc_platform_tests.realtime.archive.events import DAY_START_US, depth
+from btc_platform_tests.realtime.archive.events import DAY_START_US, SYMBOL, depth
 from realtime.archive.rows import market_batch
 
 HOUR_US = 3_600_000_000
@@ -48,7 +48,12 @@ def test_depth_levels_survive_a_window_overwrite_and_a_rerun_does_not_duplicate(
     ensure_table(iceberg_catalog, BRONZE_LIVE_DEPTH)
     for _ in range(2):
         overwrite_window(
-            iceberg_catalog, BRONZE_LIVE_DEPTH, rows, DAY_START_US, DAY_START_US + HOUR_US
+            iceberg_catalog,
+            BRONZE_LIVE_DEPTH,
+            rows,
+            DAY_START_US,
+            DAY_START_US + HOUR_US,
+            symbol=SYMBOL,
         )
     stored = scan_window(iceberg_catalog, BRONZE_LIVE_DEPTH, DAY_START_US, DAY_START_US + HOUR_US)
     assert stored.num_rows == len(events)
