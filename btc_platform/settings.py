@@ -13,8 +13,11 @@ import datetime as dt
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from realtime.settings_checks import check_no_password, check_transport, checked_symbol
+from realtime.state.redis_connection import RedisConnection
 
 BINANCE_REST_URL = "https://api.binance.com"
 BINANCE_ARCHIVE_URL = "https://data.binance.vision"
@@ -63,9 +66,46 @@ class LakehouseSettings(BaseSettings):
     """Binance's request-weight limit per IP and minute."""
 
     redis_url: str = "redis://127.0.0.1:6379/0"
+    """``rediss://`` for TLS; never with a password in it (``BTC_REDIS_PASSWORD``)."""
+    redis_password: SecretStr | None = None
+    """Redis ``AUTH``; from a secret, never logged."""
+    redis_ca_file: Path | None = None
+    """PEM bundle of the CA that signs Redis' certificate; default: the system's."""
+    allow_insecure_transport: bool = False
+    """With ``BTC_ENV=prod``, accept ``http`` and ``redis`` URLs (a private network)."""
     model_store: str | None = None
     """Where model bundles and pointers live: a path or ``s3://bucket/prefix``; default
     ``data_dir/models``."""
+
+    @field_validator("symbol")
+    @classmethod
+    def _symbol(cls, value: str) -> str:
+        return checked_symbol(value)
+
+    @field_validator("redis_url")
+    @classmethod
+    def _no_password_in_redis_url(cls, value: str) -> str:
+        check_no_password("BTC_REDIS_URL", value, instead="BTC_REDIS_PASSWORD")
+        return value
+
+    @model_validator(mode="after")
+    def _encrypted_in_prod(self) -> LakehouseSettings:
+        check_transport(
+            {"BTC_BINANCE_REST_URL": self.rest_url, "BTC_BINANCE_ARCHIVE_URL": self.archive_url},
+            production=self.env is Environment.PROD,
+            allow_insecure=self.allow_insecure_transport,
+        )
+        return self
+
+    def redis_connection(self) -> RedisConnection:
+        """How to reach Redis. Plain ``redis://`` is refused in prod here, when a client is
+        made, rather than at load: a process that never talks to Redis needs no TLS for it."""
+        check_transport(
+            {"BTC_REDIS_URL": self.redis_url},
+            production=self.env is Environment.PROD,
+            allow_insecure=self.allow_insecure_transport,
+        )
+        return RedisConnection(self.redis_url, self.redis_password, self.redis_ca_file)
 
     def check_lake(self) -> None:
         """Refuse to open a production lake that is not named (rather than write locally).

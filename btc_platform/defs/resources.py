@@ -24,6 +24,9 @@ from realtime.binance.archive import ArchiveClient
 from realtime.binance.rate_budget import RateBudget
 from realtime.binance.rest import BinanceRestClient
 
+REDIS_TIMEOUT_S = 10.0
+"""Connect and per-command timeout of the lake's Redis client."""
+
 
 class LakehouseResource(dg.ConfigurableResource):
     """The Iceberg catalog (SQLite + local files by default; Glue, REST or SQL + S3 in prod).
@@ -145,9 +148,21 @@ class BinanceResource(dg.ConfigurableResource):
 
 
 class RedisResource(dg.ConfigurableResource):
-    """The Redis server the live service writes (gap events, hot state)."""
+    """The Redis server the live service writes (gap events, hot state).
+
+    The password (``BTC_REDIS_PASSWORD``) and TLS trust (``BTC_REDIS_CA_FILE``) are read from
+    the environment only, so they never appear in Dagster's run config.
+    """
 
     url: str | None = None
 
     def client(self) -> redis.Redis:
-        return redis.Redis.from_url(self.url or LakehouseSettings().redis_url)
+        """A client whose calls fail within seconds (a sensor tick must not hang on Redis)."""
+        given = {"redis_url": self.url} if self.url is not None else {}
+        connection = LakehouseSettings(**given).redis_connection()
+        return redis.Redis.from_url(
+            connection.url,
+            socket_timeout=REDIS_TIMEOUT_S,
+            socket_connect_timeout=REDIS_TIMEOUT_S,
+            **connection.options(),
+        )

@@ -39,9 +39,14 @@ SHUTDOWN_S = 5.0
 
 
 def redis_client(settings: RealtimeSettings) -> aioredis.Redis:
-    """A client that fails fast: a role must notice a lost Redis within one tick."""
+    """A client that fails fast: a role must notice a lost Redis within one tick.
+
+    The password and TLS come from the settings (``BTC_REDIS_PASSWORD``, ``rediss://``,
+    ``BTC_REDIS_CA_FILE``); a wrong password is an ``AuthenticationError`` at once.
+    """
+    connection = settings.redis_connection()
     return aioredis.Redis.from_url(
-        settings.redis_url, socket_timeout=2.0, socket_connect_timeout=1.0
+        connection.url, socket_timeout=2.0, socket_connect_timeout=1.0, **connection.options()
     )
 
 

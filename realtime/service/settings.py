@@ -11,8 +11,11 @@ from __future__ import annotations
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from realtime.settings_checks import check_no_password, check_transport, checked_symbol
+from realtime.state.redis_connection import RedisConnection
 
 BINANCE_REST_URL = "https://api.binance.com"
 BINANCE_STREAM_URL = "wss://stream-sbe.binance.com:9443"
@@ -39,6 +42,13 @@ class RealtimeSettings(BaseSettings):
     binance_api_key: SecretStr | None = Field(default=None)
     """Sent as ``X-MBX-APIKEY`` on the stream upgrade and on REST; never logged."""
     redis_url: str = "redis://127.0.0.1:6379/0"
+    """``rediss://`` for TLS; never with a password in it (``BTC_REDIS_PASSWORD``)."""
+    redis_password: SecretStr | None = None
+    """Redis ``AUTH``; from a secret, never logged."""
+    redis_ca_file: Path | None = None
+    """PEM bundle of the CA that signs Redis' certificate; default: the system's."""
+    allow_insecure_transport: bool = False
+    """With ``BTC_ENV=prod``, accept ``http``, ``ws`` and ``redis`` URLs (a private network)."""
     data_dir: Path = Path("data")
     model_store: str | None = None
     """Bundles and the pointer (``<store>/<SYMBOL>/current.json``); default ``data_dir/models``."""
@@ -73,8 +83,37 @@ class RealtimeSettings(BaseSettings):
 
     @field_validator("symbol")
     @classmethod
-    def _upper(cls, value: str) -> str:
-        return value.upper()
+    def _symbol(cls, value: str) -> str:
+        return checked_symbol(value)
+
+    @field_validator("redis_url")
+    @classmethod
+    def _no_password_in_redis_url(cls, value: str) -> str:
+        check_no_password("BTC_REDIS_URL", value, instead="BTC_REDIS_PASSWORD")
+        return value
+
+    @model_validator(mode="after")
+    def _encrypted_in_prod(self) -> RealtimeSettings:
+        check_transport(
+            {
+                "BTC_BINANCE_REST_URL": self.rest_url,
+                "BTC_BINANCE_STREAM_URL": self.stream_url,
+                "BTC_BINANCE_ARCHIVE_URL": self.archive_url,
+            },
+            production=self.env is Environment.PROD,
+            allow_insecure=self.allow_insecure_transport,
+        )
+        return self
+
+    def redis_connection(self) -> RedisConnection:
+        """How to reach Redis. Plain ``redis://`` is refused in prod here, when a client is
+        made, rather than at load: a process that never talks to Redis needs no TLS for it."""
+        check_transport(
+            {"BTC_REDIS_URL": self.redis_url},
+            production=self.env is Environment.PROD,
+            allow_insecure=self.allow_insecure_transport,
+        )
+        return RedisConnection(self.redis_url, self.redis_password, self.redis_ca_file)
 
     @property
     def rest_url(self) -> str:
