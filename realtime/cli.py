@@ -93,8 +93,12 @@ def _parser() -> argparse.ArgumentParser:
 
 def _serve(arguments: argparse.Namespace) -> int:
     import asyncio
-    import signal
 
+    from realtime.stop_signals import end_at_once, set_on_stop_signals
+
+    # Until the service runs, Ctrl-C and SIGTERM end the process at once (nothing to stop
+    # cleanly yet); then they set ``stop`` and the service shuts its roles down in order.
+    end_at_once()
     from realtime.service import logs
     from realtime.service.runner import ROLES, Service
     from realtime.service.settings import RealtimeSettings
@@ -106,9 +110,7 @@ def _serve(arguments: argparse.Namespace) -> int:
 
     async def serve() -> None:
         stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
+        set_on_stop_signals(stop)
         await Service(settings, arguments.roles or ROLES).run(stop, arguments.duration)
 
     asyncio.run(serve())

@@ -20,17 +20,17 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import time
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from btc_platform.demo import processes
 from btc_platform.demo.processes import ChildFailed, Children
+from realtime.stop_signals import Interrupted, StopRequest
 
 if TYPE_CHECKING:
     from btc_platform.demo.lake import DemoLake, Step
@@ -47,26 +47,26 @@ API_KEY = "demo-local-key"
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = _parser().parse_args(argv)
-    # Ctrl-C, and `kill`, stop the demo. SIGINT is set too: a process started in the
-    # background by a shell inherits it ignored.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _interrupt)
+    # Ctrl-C and `kill` only record a stop request; each long step of the demo checks it and
+    # raises ``Interrupted`` from the demo's own code (see realtime/stop_signals.py for why
+    # a raising handler would lose it).
+    stop = StopRequest().install()
     children = Children(arguments.data_dir / "logs")
-    demo = Demo(arguments, children)
+    demo = Demo(arguments, children, stop)
     try:
         return demo.run()
-    except KeyboardInterrupt:
+    except Interrupted as interrupted:
         _say("\nInterrupted: stopping everything the demo started …")
-        return 130
+        return interrupted.exit_status
     except ChildFailed as error:
         _say(f"\ndemo failed: {error}")
         return 1
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not orphan them
+        # Nothing raises in here on a further Ctrl-C: it is only counted, so every child
+        # is stopped (SIGKILL after its timeout) and none is orphaned.
         stopped = children.stop_all()
         if demo.lake is not None:
             demo.lake.finish()
-        signal.signal(signal.SIGINT, signal.default_int_handler)
         if stopped:
             _say(f"stopped: {', '.join(f'{name} (exit {code})' for name, code in stopped.items())}")
 
@@ -82,18 +82,17 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _interrupt(signum: int, frame: object) -> NoReturn:
-    raise KeyboardInterrupt
-
-
 def _say(text: str = "") -> None:
     print(text, flush=True)
 
 
 class Demo:
-    def __init__(self, arguments: argparse.Namespace, children: Children) -> None:
+    def __init__(
+        self, arguments: argparse.Namespace, children: Children, stop: StopRequest
+    ) -> None:
         self.arguments = arguments
         self.children = children
+        self.stop = stop
         self.data_dir: Path = arguments.data_dir
         self.env: dict[str, str] = {}
         """The ``BTC_*`` settings of this process and its children (set once URLs are known)."""
@@ -118,6 +117,7 @@ class Demo:
         clock = time.monotonic()
         exchange = processes.start_exchange(
             self.children,
+            self.stop,
             seed=arguments.seed,
             signal_strength=arguments.signal,
             start=MARKET_START,
@@ -130,7 +130,7 @@ class Demo:
         )
 
         _say("[2/6] Redis: a private redis-server")
-        _, redis_url = processes.start_redis(self.children, self.data_dir / "redis")
+        _, redis_url = processes.start_redis(self.children, self.stop, self.data_dir / "redis")
         _say(f"      {redis_url}")
         self._settle_environment(exchange, redis_url)
 
@@ -138,7 +138,10 @@ class Demo:
         from btc_platform.demo import lake as lake_module
 
         _say(f"[3/6] Lakehouse through Dagster (instance in {self.data_dir / 'dagster'})")
-        lake = lake_module.DemoLake(lake_module.prepare_instance(self.data_dir / "dagster"))
+        self.stop.check()  # importing Dagster took a few seconds
+        lake = lake_module.DemoLake(
+            lake_module.prepare_instance(self.data_dir / "dagster"), self.stop
+        )
         self.lake = lake
         market_start_us = exchange.history_end_us - int(history_s * US_PER_S)
         for step in lake.history(market_start_us, exchange.history_end_us):
@@ -263,6 +266,7 @@ class Demo:
         deadline = time.monotonic() + self.arguments.live_seconds
         _say(f"      (its logs: {service.log_path})\n\n  {report.TABLE_HEADER}")
         while time.monotonic() < deadline:
+            self.stop.check()
             if not service.running():
                 raise ChildFailed(f"the realtime service exited:\n{service.log_tail()}")
             wait_ms = max(1, int(min(1.0, deadline - time.monotonic()) * 1000))

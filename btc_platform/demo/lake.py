@@ -7,7 +7,8 @@ process per step would cost more than the steps on a 2-core laptop.
 
 Each run executes on a worker thread. On the main thread Dagster takes SIGINT over for the
 run and drops it when the run ends, so a Ctrl-C during the lake steps would be lost; off
-the main thread it leaves the handler alone and the demo's Ctrl-C stays the demo's.
+the main thread it leaves the handler alone and the demo's Ctrl-C stays the demo's: the
+main thread waits for the run in short joins, checking the demo's stop request.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from btc_platform.defs.constants import (
     SILVER_FEATURES_1S,
     SILVER_TRADES,
 )
+from realtime.stop_signals import StopRequest
 
 US_PER_S = 1_000_000
 LAKE_ASSETS = (SILVER_TRADES, SILVER_BARS_1S, SILVER_FEATURES_1S, GOLD_TRAINING_1S)
@@ -74,11 +76,12 @@ def prepare_instance(dagster_home: Path) -> dg.DagsterInstance:
 class DemoLake:
     """Materialises the demo's partitions through the code location's definitions."""
 
-    def __init__(self, instance: dg.DagsterInstance) -> None:
+    def __init__(self, instance: dg.DagsterInstance, stop: StopRequest) -> None:
         # Imported here: the definitions read BTC_HISTORY_START, which the demo sets first.
         from btc_platform.definitions import build_definitions
 
         self.instance = instance
+        self.stop = stop
         self.running: threading.Thread | None = None
         """The worker of the run in progress, if any (``finish`` waits for it)."""
         warnings.filterwarnings("ignore", module="dagster")
@@ -139,6 +142,7 @@ class DemoLake:
         tags: dict[str, str] | None = None,
         ops: dict[str, object] | None = None,
     ) -> Step:
+        self.stop.check()
         started = time.monotonic()
         outcome: dict[str, object] = {}
 
@@ -158,8 +162,7 @@ class DemoLake:
         worker = threading.Thread(target=execute, name="dagster-run", daemon=True)
         self.running = worker
         worker.start()
-        while worker.is_alive():
-            worker.join(0.2)  # a Ctrl-C raises here, on the main thread
+        self.stop.join(worker)  # ``Interrupted`` leaves ``running`` set for ``finish``
         self.running = None
         seconds = time.monotonic() - started
         if "error" in outcome:

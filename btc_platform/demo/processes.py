@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from realtime.stop_signals import StopRequest
+
 STOP_TIMEOUT_S = 20.0
 """SIGTERM to SIGKILL: the realtime service bounds each shutdown step to 5 s."""
 REDIS_INSTALL_HINT = (
@@ -129,9 +131,15 @@ class Children:
 
 
 def wait_until(
-    ready: Callable[[], bool], child: Child, timeout_s: float, what: str, every_s: float = 0.1
+    ready: Callable[[], bool],
+    child: Child,
+    stop: StopRequest,
+    timeout_s: float,
+    what: str,
+    every_s: float = 0.1,
 ) -> None:
-    """Poll ``ready`` until true; ``ChildFailed`` if the child exits or time runs out."""
+    """Poll ``ready`` until true; ``ChildFailed`` if the child exits or time runs out,
+    ``Interrupted`` on a stop request."""
     deadline = time.monotonic() + timeout_s
     while not ready():
         if not child.running():
@@ -140,10 +148,10 @@ def wait_until(
             raise ChildFailed(
                 f"{child.name}: no {what} after {timeout_s:.0f} s:\n{child.log_tail()}"
             )
-        time.sleep(every_s)
+        stop.sleep(every_s)
 
 
-def start_redis(children: Children, directory: Path) -> tuple[Child, str]:
+def start_redis(children: Children, stop: StopRequest, directory: Path) -> tuple[Child, str]:
     """A private redis-server on a free port, nothing persisted; returns it and its URL."""
     binary = shutil.which("redis-server")
     if binary is None:
@@ -161,7 +169,7 @@ def start_redis(children: Children, directory: Path) -> tuple[Child, str]:
             "--dir", str(directory),
         ],
     )  # fmt: skip
-    wait_until(lambda: _accepts(port), child, 10.0, "Redis listening")
+    wait_until(lambda: _accepts(port), child, stop, 10.0, "Redis listening")
     return child, f"redis://127.0.0.1:{port}/0"
 
 
@@ -176,6 +184,7 @@ class Exchange:
 
 def start_exchange(
     children: Children,
+    stop: StopRequest,
     *,
     seed: int,
     signal_strength: float,
@@ -198,7 +207,7 @@ def start_exchange(
     ready_path = children.log_dir / "exchange.json"
     with ready_path.open("wb") as ready:
         child = children.start("exchange", argv, stdout=ready)
-    wait_until(lambda: ready_path.stat().st_size > 0, child, 180.0, "market generated")
+    wait_until(lambda: ready_path.stat().st_size > 0, child, stop, 180.0, "market generated")
     announced = json.loads(ready_path.read_text().splitlines()[0])
     return Exchange(
         child,

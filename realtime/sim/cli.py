@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import math
 import re
-import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -24,6 +22,7 @@ from pathlib import Path
 from realtime.sim.exchange import ExchangeConfig, LocalExchange, faults_from_json
 from realtime.sim.faults import FaultSpecError
 from realtime.sim.source import MarketSource
+from realtime.stop_signals import end_at_once, set_on_stop_signals
 
 _DURATION = re.compile(r"^(?P<value>\d+(?:\.\d+)?)(?P<unit>[smhd]?)$")
 _UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -135,13 +134,19 @@ def _serve(arguments: argparse.Namespace) -> int:
         weight_limit=None if weight == "off" else int(weight),
         faults=faults,
     )
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_run(_source(arguments), config))
+    # Generating the history can take a while: until it is served, Ctrl-C and SIGTERM end
+    # the process at once; from then on they end the server cleanly (``_run``).
+    end_at_once()
+    asyncio.run(_run(_source(arguments), config))
     return 0
 
 
 async def _run(source: MarketSource, config: ExchangeConfig) -> None:
     async with LocalExchange(source, config) as exchange:
+        # Ctrl-C and SIGTERM (docker stop, a supervisor) end the server cleanly from the
+        # moment it announces itself.
+        stop = asyncio.Event()
+        set_on_stop_signals(stop)
         print(
             json.dumps(
                 {
@@ -156,11 +161,6 @@ async def _run(source: MarketSource, config: ExchangeConfig) -> None:
             ),
             flush=True,
         )
-        # Ctrl-C and SIGTERM (docker stop, a supervisor) end the server cleanly. Both are
-        # set here: a process started in the background by a shell inherits SIGINT ignored.
-        stop = asyncio.Event()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            asyncio.get_running_loop().add_signal_handler(signum, stop.set)
         await stop.wait()
 
 
