@@ -12,7 +12,7 @@ from pyiceberg.expressions import And, EqualTo
 
 from btc_platform.lakehouse import tables
 from btc_platform.lakehouse.tables import MODEL_REGISTRY, RECORD_VERSION, WindowWrite
-from btc_platform.ml.pointer import Stage
+from btc_platform.ml.pointer import ModelPointer, Stage, serving_stage
 
 SOURCE = "ml.model_candidate"
 
@@ -102,19 +102,22 @@ def entries(catalog: Catalog, symbol: str) -> list[RegistryEntry]:
     return sorted((RegistryEntry.from_row(r) for r in rows), key=lambda e: e.model_version)
 
 
-def set_stage(
-    catalog: Catalog, symbol: str, model_version: str, stage: Stage, now: dt.datetime
-) -> None:
-    """Record a version's new serving stage."""
-    current = entry(catalog, symbol, model_version)
-    if current is None:
-        raise KeyError(f"{symbol} {model_version} is not in {MODEL_REGISTRY.qualified_name}")
-    record(catalog, _with_stage(current, stage), now)
+def match_pointer(
+    catalog: Catalog, pointer: ModelPointer, now: dt.datetime
+) -> dict[str, tuple[Stage, Stage]]:
+    """Set each registered version's stage to what ``pointer`` implies; return the changes.
 
-
-def _with_stage(current: RegistryEntry, stage: Stage) -> RegistryEntry:
-
-    return replace(current, stage=stage)
+    The pointer is the truth and the registry its record, so this is the whole of keeping
+    them in step: after a move, and to repair a move whose registry update never happened.
+    Only rows that differ are written. Returns ``{version: (was, now)}``.
+    """
+    changes: dict[str, tuple[Stage, Stage]] = {}
+    for registered in entries(catalog, pointer.symbol):
+        stage = serving_stage(pointer, registered.model_version)
+        if stage is not registered.stage:
+            record(catalog, replace(registered, stage=stage), now)
+            changes[registered.model_version] = (registered.stage, stage)
+    return changes
 
 
 def _key(symbol: str, model_version: str):

@@ -40,7 +40,6 @@ from btc_platform.defs.resources import (  # noqa: E402
     RedisResource,
 )
 from btc_platform.ml import registry  # noqa: E402
-from btc_platform.ml.serving import current_key  # noqa: E402
 from btc_platform_tests.support.dagster_backfill import IN_PROCESS  # noqa: E402
 from btc_platform_tests.support.exchange_thread import serve_in_thread  # noqa: E402
 from btc_platform_tests.support.torch_free import load_without_batch_packages  # noqa: E402
@@ -48,6 +47,7 @@ from realtime.inference.bundle import load_bundle  # noqa: E402
 from realtime.inference.errors import ChecksumMismatch  # noqa: E402
 from realtime.sim.exchange import ExchangeConfig  # noqa: E402
 from realtime.sim.market_model import MarketModel, MarketParams  # noqa: E402
+from realtime.state.keys import Keys  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -155,7 +155,7 @@ def test_with_the_planted_signal_the_candidate_beats_every_baseline_and_is_promo
     assert pointer.production == version
     assert entry.stage.value == "production"
     client = redis.Redis.from_url(with_signal.redis_url)
-    assert client.get(current_key(SYMBOL)) == version.encode()
+    assert client.get(Keys(SYMBOL).model_current) == version.encode()
 
 
 def test_with_the_signal_off_the_gate_refuses_and_nothing_is_promoted(without_signal):
@@ -172,7 +172,7 @@ def test_with_the_signal_off_the_gate_refuses_and_nothing_is_promoted(without_si
     assert entry.stage.value == "candidate"
     assert without_signal.model_store.store().read_pointer(SYMBOL) is None
     client = redis.Redis.from_url(without_signal.redis_url)
-    assert client.get(current_key(SYMBOL)) is None
+    assert client.get(Keys(SYMBOL).model_current) is None
 
 
 def test_the_promoted_bundle_loads_without_torch_or_dagster(with_signal, tmp_path):
@@ -263,7 +263,7 @@ def test_rollback_from_the_command_line_is_one_action(with_signal):
     assert pointer.production == first
     assert pointer.history[-1]["action"] == "rollback"
     client = redis.Redis.from_url(with_signal.redis_url)
-    assert client.get(current_key(SYMBOL)) == first.encode()
+    assert client.get(Keys(SYMBOL).model_current) == first.encode()
     stages = {
         e.model_version: e.stage.value
         for e in registry.entries(with_signal.lakehouse.catalog(), SYMBOL)

@@ -212,8 +212,8 @@ def model_candidate(
     kinds={"onnx", "redis"},
     description=(
         "The serving pointer: the newest candidate moved through shadow → canary → "
-        "production (current.json in the model store and Redis model:{SYM}:current), "
-        "only if its gate said promotable."
+        "production (current.json in the model store, then the registry, then a "
+        "best-effort copy in Redis model:{SYM}:current), only if its gate said promotable."
     ),
 )
 def production_model(
@@ -223,7 +223,8 @@ def production_model(
     model_store: ModelStoreResource,
     redis: RedisResource,
 ) -> dg.MaterializeResult:
-    from btc_platform.ml.serving import promote
+    from btc_platform.defs.ml.promotion import production_key, reported
+    from btc_platform.ml.serving import RegistryBehind, promote
 
     catalog = lakehouse.catalog()
     symbol = lakehouse.settings().symbol
@@ -232,21 +233,26 @@ def production_model(
         raise dg.Failure(f"no model of {symbol} is registered yet")
     newest = versions[-1]
     store = model_store.store()
-    before = store.read_pointer(symbol)
-    try:
-        pointer = promote(
-            store,
-            catalog,
-            redis.client(),
-            symbol,
-            newest.model_version,
-            through=Stage(config.through),
-            now=dt.datetime.now(dt.UTC),
-        )
-        outcome = f"{newest.model_version} promoted through {config.through}"
-    except PromotionRefused as refusal:
-        pointer = before
-        outcome = f"{newest.model_version} not promoted: {refusal}"
+    pointer = store.read_pointer(symbol)
+    moved_metadata: dict[str, object] = {}
+    with production_key(redis, lakehouse) as key:
+        try:
+            moved = promote(
+                store,
+                catalog,
+                key,
+                symbol,
+                newest.model_version,
+                through=Stage(config.through),
+                now=dt.datetime.now(dt.UTC),
+            )
+            pointer = moved.pointer
+            moved_metadata = reported(context, moved)
+            outcome = f"{newest.model_version} promoted through {config.through}"
+        except PromotionRefused as refusal:
+            outcome = f"{newest.model_version} not promoted: {refusal}"
+        except RegistryBehind as behind:
+            raise dg.Failure(str(behind)) from behind
     context.log.info(outcome)
     return dg.MaterializeResult(
         metadata={
@@ -256,6 +262,7 @@ def production_model(
             "shadow": pointer.shadow if pointer else None,
             "previous": dg.MetadataValue.json(list(pointer.previous) if pointer else []),
             "candidate_reasons": dg.MetadataValue.json(newest.gate_reasons),
+            **moved_metadata,
         }
     )
 

@@ -6,8 +6,10 @@ import datetime as dt
 import dagster as dg
 
 from btc_platform.defs.constants import MODEL_CANDIDATE, PRODUCTION_MODEL
+from btc_platform.defs.ml.promotion import production_key, reported
 from btc_platform.defs.resources import LakehouseResource, ModelStoreResource, RedisResource
-from btc_platform.ml.serving import roll_back
+from btc_platform.ml.pointer import PromotionRefused
+from btc_platform.ml.serving import RegistryBehind, roll_back
 
 _CANDIDATE_OP = "__".join(MODEL_CANDIDATE.path)
 
@@ -25,7 +27,10 @@ incremental_update = dg.define_asset_job(
 )
 
 
-@dg.op(description="Put the previous production model back (pointer file, Redis, registry).")
+@dg.op(
+    description="Put the previous production model back (pointer file, registry, then a "
+    "best-effort copy in Redis). The version it replaces is promoted again only when forced."
+)
 def roll_back_production_model(
     context: dg.OpExecutionContext,
     lakehouse: LakehouseResource,
@@ -33,14 +38,19 @@ def roll_back_production_model(
     redis: RedisResource,
 ) -> None:
     symbol = lakehouse.settings().symbol
-    pointer = roll_back(
-        model_store.store(),
-        lakehouse.catalog(),
-        redis.client(),
-        symbol,
-        now=dt.datetime.now(dt.UTC),
-    )
-    context.log.info("%s production model is now %s", symbol, pointer.production)
+    with production_key(redis, lakehouse) as key:
+        try:
+            moved = roll_back(
+                model_store.store(),
+                lakehouse.catalog(),
+                key,
+                symbol,
+                now=dt.datetime.now(dt.UTC),
+            )
+        except (PromotionRefused, RegistryBehind, KeyError) as error:
+            raise dg.Failure(str(error)) from error
+    reported(context, moved)
+    context.log.info("%s production model is now %s", symbol, moved.pointer.production)
 
 
 @dg.job(description="Roll the production model back to the version it replaced.")
