@@ -13,6 +13,7 @@ import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import pyarrow.compute as pc
 import pytest
 
 dg = pytest.importorskip("dagster", reason="the batch extra is not installed")
@@ -185,6 +186,9 @@ def test_a_withheld_id_range_fails_the_proof_and_the_gap_sensor_repairs_it(lake:
     with _sensor_context(lake) as context:
         baseline = sensor.evaluate_tick(context).cursor  # past anything other tests left
     hole = (first_id + 5_000, first_id + 5_120)
+    # A hole in the lake, as a load during a withhold leaves it; a reload keeps what the lake
+    # has, so the hole stays while the exchange still withholds the ids.
+    _remove_ids(lake, hour, *hole)
     lake.exchange.post_fault(
         {"fault": "withhold", "ids": "agg_trade", "first_id": hole[0], "last_id": hole[1]}
     )
@@ -226,6 +230,40 @@ def test_a_withheld_id_range_fails_the_proof_and_the_gap_sensor_repairs_it(lake:
     # The next tick starts after the evaluations it has seen: nothing left to repair.
     with _sensor_context(lake, tick.cursor) as context:
         assert sensor.evaluate_tick(context).run_requests == []
+
+
+def test_a_reload_while_ids_are_withheld_keeps_every_row_the_lake_had(lake: Lake):
+    hour = HOURS[5]
+    first_id, last_id = _ids_of_hour(lake, hour)
+    hole = (first_id + 100, first_id + 250)
+    lake.exchange.post_fault(
+        {"fault": "withhold", "ids": "agg_trade", "first_id": hole[0], "last_id": hole[1]}
+    )
+    try:
+        reload = _job(lake).execute_in_process(
+            instance=lake.instance,
+            partition_key=hour,
+            asset_selection=[BRONZE_AGG_TRADES],
+            run_config=IN_PROCESS,
+            raise_on_error=False,
+        )
+    finally:
+        lake.exchange.clear_faults()
+    (evaluation,) = reload.get_asset_check_evaluations()
+    assert evaluation.passed, evaluation.description
+    assert reload.success
+    assert _ids_of_hour(lake, hour) == (first_id, last_id)
+    (event,) = reload.get_asset_materialization_events()
+    metadata = {k: v.value for k, v in event.materialization.metadata.items()}
+    rows = last_id - first_id + 1
+    assert metadata["holes_seen_by_rest"] == [f"{hole[0]}-{hole[1]}"]
+    assert (metadata["rows_fetched"], metadata["rows_before"], metadata["rows"]) == (
+        rows - (hole[1] - hole[0] + 1),
+        rows,
+        rows,
+    )
+    assert (metadata["rows_kept_from_lake"], metadata["rows_added"]) == (hole[1] - hole[0] + 1, 0)
+    assert metadata["conflicting_ids"] == 0
 
 
 def test_the_gap_sensor_repairs_hours_the_live_service_reported(lake: Lake):
@@ -319,9 +357,26 @@ def _snapshot_ids(lake: Lake) -> dict[dg.AssetKey, int | None]:
     return {key: tables.current_snapshot_id(catalog, spec) for key, spec in TABLES.items()}
 
 
-def _ids_of_hour(lake: Lake, hour: str) -> tuple[int, int]:
+def _remove_ids(lake: Lake, hour: str, first_id: int, last_id: int) -> None:
+    start_us = _hour_start_us(hour)
+    catalog = open_catalog(lake.settings)
+    spec = tables.BRONZE_AGG_TRADES
+    rows = tables.scan_window(catalog, spec, start_us, start_us + HOUR_US)
+    ids = rows["agg_trade_id"]
+    outside = pc.or_(pc.less(ids, first_id), pc.greater(ids, last_id))
+    symbol = lake.settings.symbol
+    tables.overwrite_window(
+        catalog, spec, rows.filter(outside), start_us, start_us + HOUR_US, symbol=symbol
+    )
+
+
+def _hour_start_us(hour: str) -> int:
     start = dt.datetime.strptime(hour, "%Y-%m-%d-%H:%M").replace(tzinfo=dt.UTC)
-    start_us = int(start.timestamp()) * 1_000_000
+    return int(start.timestamp()) * 1_000_000
+
+
+def _ids_of_hour(lake: Lake, hour: str) -> tuple[int, int]:
+    start_us = _hour_start_us(hour)
     rows = tables.scan_window(
         open_catalog(lake.settings),
         tables.BRONZE_AGG_TRADES,

@@ -1,4 +1,8 @@
-"""bronze.agg_trades: one hour of aggregate trades per partition, written idempotently."""
+"""bronze.agg_trades: one hour of aggregate trades per partition, written idempotently.
+
+A run merges what it fetched with what the lake holds for its hours (``bronze_merge``), so a
+repair while the exchange still withholds ids cannot make a complete hour less complete.
+"""
 
 import time
 from collections.abc import Iterator
@@ -13,6 +17,7 @@ from btc_platform.defs.partitions import window_us
 from btc_platform.defs.resources import BinanceResource, LakehouseResource
 from btc_platform.lakehouse import tables
 from btc_platform.lakehouse.bronze_fetch import FetchReport
+from btc_platform.lakehouse.bronze_merge import merge_reload
 from btc_platform.lakehouse.tables import overwrite_window
 
 BINANCE_POOL = "binance_rest"
@@ -30,7 +35,8 @@ def build_agg_trades(partitions: dg.HourlyPartitionsDefinition) -> dg.AssetsDefi
         kinds={"iceberg", "python"},
         description=(
             "Binance aggregate trades of one hour, as fetched: from the daily archive file for "
-            "days that have ended, else from REST by fromId. A run replaces exactly its hours."
+            "days that have ended, else from REST by fromId. A run replaces exactly its hours "
+            "with what the lake held plus what it fetched: a reload never loses a row."
         ),
         metadata={"table": tables.BRONZE_AGG_TRADES.qualified_name},
         check_specs=[COMPLETENESS_SPEC],
@@ -44,22 +50,30 @@ def build_agg_trades(partitions: dg.HourlyPartitionsDefinition) -> dg.AssetsDefi
     ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
         start_us, end_us = window_us(context.partition_time_window)
         settings = lakehouse.settings()
+        catalog, spec = lakehouse.catalog(), tables.BRONZE_AGG_TRADES
         started = time.monotonic()
-        rows, report = run_sync(_fetch(binance, settings.symbol, start_us, end_us))
+        fetched_rows, report = run_sync(_fetch(binance, settings.symbol, start_us, end_us))
         fetched = time.monotonic()
+        stored = tables.scan_window(catalog, spec, start_us, end_us, symbol=settings.symbol)
+        merge = merge_reload(stored, fetched_rows)
+        if merge.conflicts:
+            context.log.warning(
+                "%d aggregate trade ids stored with other trade fields than fetched now; the "
+                "fetched rows were written (first ids: %s)",
+                merge.conflicts,
+                list(merge.conflict_sample),
+            )
         write = overwrite_window(
-            lakehouse.catalog(),
-            tables.BRONZE_AGG_TRADES,
-            rows,
-            start_us,
-            end_us,
-            symbol=settings.symbol,
+            catalog, spec, merge.rows, start_us, end_us, symbol=settings.symbol
         )
-        ids = rows["agg_trade_id"]
+        ids = merge.rows["agg_trade_id"]
         context.log.info(
-            "%d aggregate trades from %s in %.1f s, %d REST requests, holes seen: %s",
+            "%d aggregate trades (%d fetched from %s, %d kept from the lake) in %.1f s, "
+            "%d REST requests, holes seen: %s",
             write.rows,
+            merge.rows_fetched,
             report.sources,
+            merge.kept_from_lake,
             report.seconds,
             report.rest_requests,
             [str(gap) for gap in report.gaps] or "none",
@@ -67,6 +81,12 @@ def build_agg_trades(partitions: dg.HourlyPartitionsDefinition) -> dg.AssetsDefi
         yield dg.MaterializeResult(
             metadata={
                 "rows": write.rows,
+                "rows_before": merge.rows_before,
+                "rows_fetched": merge.rows_fetched,
+                "rows_kept_from_lake": merge.kept_from_lake,
+                "rows_added": merge.rows_added,
+                "conflicting_ids": merge.conflicts,
+                "conflicting_id_sample": dg.MetadataValue.json(list(merge.conflict_sample)),
                 "first_agg_trade_id": ids[0].as_py() if write.rows else None,
                 "last_agg_trade_id": ids[-1].as_py() if write.rows else None,
                 "source": report.sources,
