@@ -1,7 +1,9 @@
 """The ingest role: keep one live SBE connection, and hand on what it receives exactly once.
 
-Frames are decoded, de-duplicated by id, checked for gaps and published to the sink as
-they arrive; a frame that does not decode is counted by error type and skipped. A lost
+Frames are decoded, checked for plausibility (``market.plausibility``: an implausible time
+or id is held until REST confirms it, so it cannot poison the de-duplication or make a giant
+gap), de-duplicated by id, checked for gaps and published to the sink as they arrive; a
+frame that does not decode is counted by error type and skipped. A lost
 connection is reopened after a jittered backoff. A connection that must be replaced (the
 ``serverShutdown`` notice, ``max_connection_age_s`` before Binance's 24 h cut, or a silent
 trade stream) is replaced without a hole: the new one opens while the old one still
@@ -22,6 +24,7 @@ from typing import NamedTuple
 import aiohttp
 from prometheus_client import Counter
 
+from realtime.binance.rest import BinanceRestClient
 from realtime.binance.sbe import SbeDecodeError, SbeMessage, decode
 from realtime.clock import Clock, SystemClock
 from realtime.ingest.backoff import Backoff
@@ -37,7 +40,9 @@ from realtime.ingest.gaps import (
 from realtime.ingest.handover import Handover
 from realtime.ingest.sink import IngestSink
 from realtime.market.events import TradeBatch
+from realtime.market.plausibility import Outcome, Plausibility, facts_of
 from realtime.service.metrics import Metrics
+from realtime.service.quarantine import Quarantine, plausibility_limits
 from realtime.service.settings import RealtimeSettings
 
 log = logging.getLogger(__name__)
@@ -65,6 +70,7 @@ class IngestRole:
         clock: Clock | None = None,
         backoff: Backoff | None = None,
         catch_up_s: float | None = None,
+        rest: BinanceRestClient | None = None,
     ) -> None:
         self.settings = settings
         self.sink = sink
@@ -76,6 +82,17 @@ class IngestRole:
         self._silence_s = settings.silence_s
         self._max_age_s = settings.max_connection_age_s
 
+        self._rest = rest or BinanceRestClient(settings.rest_url, api_key=settings.api_key)
+        self.plausibility = Plausibility(plausibility_limits(settings))
+        self.quarantine: Quarantine[SbeMessage] = Quarantine(
+            self.plausibility,
+            self._rest,
+            settings.symbol,
+            metrics,
+            source="ingest",
+            readmit=self._readmit,
+            wall_us=self._now_us,
+        )
         self._dedup = Deduplicator()
         self._trade_ids = TradeIdTracker()
         self._depth_chain = DepthChainTracker()
@@ -123,6 +140,8 @@ class IngestRole:
                     await self._wait(self._until_next_deadline_s(self._clock.monotonic()))
         finally:
             await self._close_all()
+            await self.quarantine.close()
+            await self._rest.close()
             log.info("ingest stopped", extra={"connections_opened": self._opened})
 
     def stop(self) -> None:
@@ -384,11 +403,26 @@ class IngestRole:
                 },
             )
 
+    def _readmit(self, messages: list[SbeMessage]) -> None:
+        """Messages the quarantine let go, in arrival order: through the same path again."""
+        now_s = self._clock.monotonic()
+        for message in messages:
+            self._publish(message, now_s)
+
     def _publish(self, message: SbeMessage, now_s: float) -> None:
         # Called for every frame: one clock read, one lookup of the stream's metrics.
+        wall_s = self._clock.time()
+        # Plausibility before de-duplication and gap tracking: an id or time far off must
+        # not become the reference that later real events are judged against.
+        facts = facts_of(message)
+        if facts is not None:
+            verdict = self.plausibility.check(facts, int(wall_s * US_PER_S))
+            if verdict.outcome is Outcome.DOUBT:
+                assert verdict.doubt is not None
+                self.quarantine.hold(message, facts, verdict.doubt)
+                return
         stream, events, duplicates = self._dedup.admit(message)
         outlet = self._outlets[stream]
-        wall_s = self._clock.time()
         self._last_message_s[stream] = wall_s
         if duplicates:
             outlet.duplicates.inc(duplicates)

@@ -71,6 +71,14 @@ class RealtimeSettings(BaseSettings):
     """Seconds of aggregate trades fetched over REST at start, so the windows start full."""
     silence_s: float = 5.0
     """A stream with no message for this long is a gap (``kind=silence``)."""
+    max_clock_skew_ms: int = Field(default=5000, gt=0)
+    """An event this far ahead of the market's newest time plus the wall time since is
+    doubted until the exchange's server time confirms it (``market.plausibility``)."""
+    max_clock_lag_ms: int = Field(default=60_000, gt=0)
+    """An event this far behind its own stream's newest time is doubted likewise."""
+    max_id_jump: int = Field(default=1_000_000, gt=0)
+    """A trade or book update id this far past its stream's last is doubted until the
+    exchange's latest id has reached it."""
     max_connection_age_s: float = 23.5 * 3600
     """Open the replacement connection this long after connecting (Binance cuts at 24 h)."""
     reconnect_max_s: float = 30.0

@@ -52,6 +52,7 @@ def ingest_role(
 ) -> IngestRole:
     values: dict[str, object] = {
         "binance_stream_url": exchange.stream_url,
+        "binance_rest_url": exchange.rest_url,
         "binance_api_key": API_KEY,
         "symbol": exchange.symbol,
     }
