@@ -9,6 +9,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 TICK_BUCKETS_S = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+WAKE_LAG_BUCKETS_S = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0)
 
 
 class Metrics:
@@ -84,12 +85,24 @@ class Metrics:
         )  # fmt: skip
         # infer
         self.tick_latency = Histogram(
-            "btc_tick_latency_seconds", "Tick start to prediction published",
+            "btc_tick_latency_seconds",
+            "Cadence boundary to prediction published (event-loop lag included)",
             buckets=TICK_BUCKETS_S, registry=registry,
         )  # fmt: skip
         self.ticks_skipped = Counter(
-            "btc_ticks_skipped_total", "Ticks that passed the deadline", registry=registry
-        )
+            "btc_ticks_skipped_total",
+            "Ticks not published, by reason: late_start (woke past the deadline), deadline "
+            "(passed it before publishing), missed (boundary passed while the loop was busy)",
+            ["reason"], registry=registry,
+        )  # fmt: skip
+        self.tick_wake_lag = Histogram(
+            "btc_tick_wake_lag_seconds", "Cadence boundary to the infer loop waking for it",
+            buckets=WAKE_LAG_BUCKETS_S, registry=registry,
+        )  # fmt: skip
+        self.tick_errors = Counter(
+            "btc_tick_errors_total", "Ticks that raised unexpectedly (the loop goes on), by error",
+            ["error"], registry=registry,
+        )  # fmt: skip
         self.fallback = Counter(
             "btc_fallback_level_total", "Predictions by fallback level", ["level"],
             registry=registry,
@@ -114,4 +127,9 @@ class Metrics:
         self.segments = Counter(
             "btc_capture_segments_total", "Capture segments closed, by kind", ["kind"],
             registry=registry,
+        )  # fmt: skip
+        self.capture_write_errors = Counter(
+            "btc_capture_write_errors_total",
+            "Capture writes the disk refused (rows held and retried), by kind and errno",
+            ["kind", "errno"], registry=registry,
         )  # fmt: skip

@@ -19,6 +19,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from realtime.archive import schemas
 from realtime.archive.capture import CaptureWriters
 from realtime.archive.role import ArchiveRole, segment_counter
 from realtime.bus.writer import BusWriter
@@ -34,6 +35,9 @@ from realtime.state.keys import Keys
 log = logging.getLogger(__name__)
 
 ROLES = ("ingest", "features", "infer", "archive")
+CAPTURE_KINDS = {"archive": schemas.MARKET_KINDS, "infer": (schemas.PREDICTIONS,)}
+"""What each role writes to the capture: a process owns the kinds of its roles only, so
+``btc-realtime archive`` and ``btc-realtime infer`` can run side by side."""
 SHUTDOWN_S = 5.0
 """Each shutdown step gets this long (SIGTERM to SIGKILL is 30 s in Kubernetes)."""
 
@@ -84,9 +88,10 @@ class Service:
 
     def _build(self) -> None:
         settings, metrics = self.settings, self.metrics
-        if "archive" in self.roles or "infer" in self.roles:
+        kinds = dict.fromkeys(kind for role in self.roles for kind in CAPTURE_KINDS.get(role, ()))
+        if kinds:
             self.capture = CaptureWriters.from_settings(
-                settings, on_segment_closed=segment_counter(metrics)
+                settings, on_segment_closed=segment_counter(metrics), kinds=kinds, metrics=metrics
             )
         if "ingest" in self.roles:
             self.bus = BusWriter(self._client(), self.keys, metrics)

@@ -7,9 +7,11 @@ advancing it, never by sleeping.
 from __future__ import annotations
 
 import hashlib
+import json
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -22,6 +24,7 @@ from realtime.archive.reader import read_segments
 from realtime.archive.rows import market_batch
 from realtime.archive.segments import SegmentWriter
 from realtime.clock import VirtualClock
+from realtime.service.metrics import Metrics
 
 PROJECT = Path(__file__).parents[3]
 
@@ -199,3 +202,141 @@ def test_a_partial_cut_by_a_crash_is_moved_aside_and_counted(tmp_path):
     assert not partial.exists()
     window = (DAY_START_US, DAY_START_US + 3600 * US_PER_S)
     assert read_segments(tmp_path, "trades", *window).num_rows == 0
+
+
+# -- a full disk ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 256 KiB tmpfs (needs mount rights: root, or skipped; the RLIMIT_FSIZE test
+    below runs everywhere)."""
+    mount_point = tmp_path / "disk"
+    mount_point.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount_point)],
+        capture_output=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+def _fill(directory: Path) -> Path:
+    """A file that takes every free byte of ``directory``'s file system."""
+    filler = directory / "filler"
+    with pytest.raises(OSError, match="No space left"):
+        filler.write_bytes(bytes(4 << 20))  # more than the whole disk
+    return filler
+
+
+def _sample(metrics: Metrics, name: str, **labels: str) -> float:
+    return metrics.registry.get_sample_value(name, labels) or 0.0
+
+
+def test_a_full_disk_holds_the_rows_and_writes_them_when_space_returns(small_disk):
+    metrics, clock, closed = Metrics(), VirtualClock(DAY_START_US / US_PER_S), []
+    writer = _writer(small_disk, clock, closed, row_group_rows=100, metrics=metrics)
+    writer.append(_batch(0, 150, DAY_START_US))  # one row group on disk, 50 rows buffered
+    filler = _fill(small_disk)
+
+    for block in range(1, 20):  # every write fails now, opens and row groups alike
+        writer.append(_batch(block * 150, 150, DAY_START_US + block * 15 * US_PER_S))
+        clock.advance(1.0)
+        writer.flush()
+    assert _sample(metrics, "btc_capture_write_errors_total", kind="trades", errno="ENOSPC") >= 1
+    assert _sample(metrics, "btc_queue_depth", queue="capture-trades") > 0
+
+    filler.unlink()
+    clock.advance(60.0)  # past any retry backoff
+    writer.flush()
+    writer.close()
+
+    window = (DAY_START_US, DAY_START_US + 3600 * US_PER_S)
+    assert read_segments(small_disk, "trades", *window)["trade_id"].to_pylist() == list(
+        range(20 * 150)
+    )
+    assert _files(small_disk, f"*{PARTIAL}") == []
+    assert _files(small_disk, "*.corrupt") == []
+    assert _sample(metrics, "btc_queue_dropped_total", queue="capture-trades") == 0
+    assert _sample(metrics, "btc_queue_depth", queue="capture-trades") == 0
+
+
+def test_rows_held_beyond_the_bound_drop_the_oldest_and_are_counted(small_disk):
+    metrics, clock, closed = Metrics(), VirtualClock(DAY_START_US / US_PER_S), []
+    one_batch = _batch(0, 100, DAY_START_US).nbytes
+    writer = _writer(
+        small_disk,
+        clock,
+        closed,
+        row_group_rows=100,
+        metrics=metrics,
+        max_held_bytes=5 * one_batch,
+    )
+    filler = _fill(small_disk)
+    for block in range(12):
+        writer.append(_batch(block * 100, 100, DAY_START_US + block * 10 * US_PER_S))
+    dropped = _sample(metrics, "btc_queue_dropped_total", queue="capture-trades")
+    assert dropped > 0
+
+    filler.unlink()
+    clock.advance(60.0)
+    writer.close()
+    ids = read_segments(small_disk, "trades", DAY_START_US, DAY_START_US + 3600 * US_PER_S)[
+        "trade_id"
+    ].to_pylist()
+    assert len(ids) + dropped == 1200  # every row is written or counted as dropped
+    assert ids == sorted(ids)
+    assert ids[-100:] == list(range(1100, 1200))  # the newest are kept
+    assert 0 not in ids[100:]
+
+
+def test_a_file_size_limit_fails_writes_and_the_writer_recovers_when_it_lifts(tmp_path):
+    # A real kernel limit in a child process: RLIMIT_FSIZE turns writes beyond the limit
+    # into EFBIG (SIGXFSZ ignored), and raising the soft limit again lets them through.
+    script = textwrap.dedent(
+        f"""
+        import json, resource, signal
+        from pathlib import Path
+        from btc_platform_tests.realtime.archive.events import trades
+        from realtime.archive import schemas
+        from realtime.archive.rows import market_batch
+        from realtime.archive.segments import SegmentWriter
+        from realtime.clock import VirtualClock
+        from realtime.service.metrics import Metrics
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+        metrics, clock = Metrics(), VirtualClock({DAY_START_US / US_PER_S})
+        writer = SegmentWriter(
+            Path({str(tmp_path)!r}), "trades", schemas.TRADES_SCHEMA,
+            max_age_s=3600, max_bytes=1 << 30, row_group_rows=200, clock=clock,
+            metrics=metrics,
+        )
+        resource.setrlimit(resource.RLIMIT_FSIZE, (16 * 1024, hard))
+        for block in range(40):
+            events = trades(block * 200, 200, {DAY_START_US} + block * 20_000_000)
+            writer.append(market_batch("trades", events, source="sbe", ingest_ts_us=0))
+            clock.advance(1.0)
+            writer.flush()
+        errors = metrics.registry.get_sample_value(
+            "btc_capture_write_errors_total", {{"kind": "trades", "errno": "EFBIG"}}
+        )
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        clock.advance(60.0)
+        writer.close()
+        print(json.dumps({{"errors": errors}}))
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=PROJECT, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1])["errors"] >= 1
+    window = (DAY_START_US, DAY_START_US + 3600 * US_PER_S)
+    ids = read_segments(tmp_path, "trades", *window)["trade_id"].to_pylist()
+    assert ids == list(range(40 * 200))
+    assert _files(tmp_path, f"*{PARTIAL}") == []
