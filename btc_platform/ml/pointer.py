@@ -10,6 +10,7 @@ functions over a frozen ``ModelPointer``; ``btc_platform.ml.serving`` writes the
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import replace
 
 # The pointer itself is the live service's to read, so it lives in realtime; the names stay
@@ -24,7 +25,7 @@ __all__ = [
     "advance",
     "promoted_through",
     "rollback",
-    "serving_stage",
+    "serving_stages",
     "withdrawn",
 ]
 
@@ -130,16 +131,19 @@ def withdrawn(pointer: ModelPointer) -> frozenset[str]:
     return frozenset(versions)
 
 
-def serving_stage(pointer: ModelPointer, version: str) -> Stage:
-    """The registry stage ``pointer`` implies for ``version``.
+def serving_stages(pointer: ModelPointer, versions: Iterable[str]) -> dict[str, Stage]:
+    """The registry stage ``pointer`` implies for each of ``versions``.
 
     Retired: it left production (replaced, kept for a rollback, or rolled back). Candidate:
-    the pointer does not name it (never promoted, or displaced before production).
+    the pointer does not name it (never promoted, or displaced before production). The
+    history is replayed once for all versions: both grow with every training run.
     """
-    stage = pointer.stage_of(version)
-    if stage is Stage.CANDIDATE and (version in pointer.previous or version in withdrawn(pointer)):
-        return Stage.RETIRED
-    return stage
+    gone = withdrawn(pointer).union(pointer.previous)
+    stages = {}
+    for version in versions:
+        stage = pointer.stage_of(version)
+        stages[version] = Stage.RETIRED if stage is Stage.CANDIDATE and version in gone else stage
+    return stages
 
 
 def _recorded(

@@ -12,7 +12,7 @@ from pyiceberg.expressions import And, EqualTo
 
 from btc_platform.lakehouse import tables
 from btc_platform.lakehouse.tables import MODEL_REGISTRY, RECORD_VERSION, WindowWrite
-from btc_platform.ml.pointer import ModelPointer, Stage, serving_stage
+from btc_platform.ml.pointer import ModelPointer, Stage, serving_stages
 
 SOURCE = "ml.model_candidate"
 
@@ -112,8 +112,10 @@ def match_pointer(
     Only rows that differ are written. Returns ``{version: (was, now)}``.
     """
     changes: dict[str, tuple[Stage, Stage]] = {}
-    for registered in entries(catalog, pointer.symbol):
-        stage = serving_stage(pointer, registered.model_version)
+    registered_versions = entries(catalog, pointer.symbol)
+    implied = serving_stages(pointer, (e.model_version for e in registered_versions))
+    for registered in registered_versions:
+        stage = implied[registered.model_version]
         if stage is not registered.stage:
             record(catalog, replace(registered, stage=stage), now)
             changes[registered.model_version] = (registered.stage, stage)

@@ -14,7 +14,7 @@ from btc_platform.ml.pointer import (
     advance,
     promoted_through,
     rollback,
-    serving_stage,
+    serving_stages,
     withdrawn,
 )
 
@@ -125,7 +125,7 @@ def test_the_registry_stage_each_version_gets_from_the_pointer():
     pointer = promoted(promoted(promoted(ModelPointer("BTCUSDT"), "v1"), "v2"), "v3")
     pointer = rollback(pointer, now=NOW)  # v3 out, v2 back; v1 kept for the next rollback
     pointer = advance(pointer, "v4", promotable=True, now=NOW)
-    assert {v: serving_stage(pointer, v) for v in ("v1", "v2", "v3", "v4", "v5")} == {
+    assert serving_stages(pointer, ["v1", "v2", "v3", "v4", "v5"]) == {
         "v1": Stage.RETIRED,
         "v2": Stage.PRODUCTION,
         "v3": Stage.RETIRED,
