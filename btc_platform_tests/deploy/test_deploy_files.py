@@ -9,6 +9,7 @@ container, a capture directory the lake cannot see.
 from __future__ import annotations
 
 import re
+import shlex
 import shutil
 import subprocess
 import tomllib
@@ -32,10 +33,12 @@ COMPOSE = ROOT / "docker-compose.yml"
 COMPOSE_DIR = ROOT / "deploy" / "compose"
 LOCAL_ENV = COMPOSE_DIR / "local.env.example"
 PROD_ENV = COMPOSE_DIR / "prod.env.example"
-K8S = ROOT / "deploy" / "k8s"
+DEPLOY = ROOT / "deploy"
+K8S = DEPLOY / "k8s"
 DAGSTER_INSTANCE = ROOT / "deploy" / "dagster" / "dagster.yaml"
 ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"
 DOCS = ROOT / "docs" / "deployment.md"
+REDIS_TLS_SCRIPT = DEPLOY / "redis-tls.sh"
 
 DAGSTER_BINARIES = {"dagster-webserver", "dagster-daemon"}
 SECRET_NAME = re.compile(r"(KEY|PASSWORD|SECRET|TOKEN)")
@@ -44,6 +47,8 @@ INTERPOLATION = re.compile(r"\$\{(\w+)(?:(:?[-?])([^}]*))?\}")
 OUR_IMAGE_PREFIX = "btc-platform"
 WEBSERVER = "dagster-webserver"
 DAEMON = "dagster-daemon"
+SHELL_SECRETS = {"BTC_BINANCE_API_KEY": "k", "DAGSTER_PG_PASSWORD": "p", "BTC_REDIS_PASSWORD": "r"}
+"""What an operator exports before ``docker compose up`` (compose refuses to start without)."""
 
 # Files, parsed once.
 
@@ -252,7 +257,7 @@ def test_k8s_settings_are_valid_production_settings(clean_environment):
 
 
 def test_compose_local_stack_points_at_the_local_exchange(clean_environment):
-    env = _env_file(LOCAL_ENV) | {"BTC_BINANCE_API_KEY": "k", "DAGSTER_PG_PASSWORD": "p"}
+    env = _env_file(LOCAL_ENV) | SHELL_SECRETS
     assert "local" in env["COMPOSE_PROFILES"].split(",")
     exchange = _compose()["services"]["exchange"]
     assert "local" in exchange["profiles"]
@@ -262,7 +267,7 @@ def test_compose_local_stack_points_at_the_local_exchange(clean_environment):
     assert realtime.rest_url == f"http://exchange:{port}"
     assert realtime.stream_url == f"ws://exchange:{port}"
     assert realtime.api_key == "k"
-    assert realtime.redis_url.startswith("redis://redis:")
+    assert realtime.redis_connection().tls
     for name in (WEBSERVER, DAEMON):
         clean = _service_environment(name, env)
         _, lake = _settings_from(clean, clean_environment)
@@ -272,7 +277,7 @@ def test_compose_local_stack_points_at_the_local_exchange(clean_environment):
 
 
 def test_compose_production_env_file_names_a_lake(clean_environment):
-    env = _env_file(PROD_ENV) | {"BTC_BINANCE_API_KEY": "k", "DAGSTER_PG_PASSWORD": "p"}
+    env = _env_file(PROD_ENV) | SHELL_SECRETS
     realtime, _ = _settings_from(_service_environment("realtime", env), clean_environment)
     assert realtime.rest_url == realtime_settings.BINANCE_REST_URL
     assert realtime.stream_url == realtime_settings.BINANCE_STREAM_URL
@@ -282,10 +287,15 @@ def test_compose_production_env_file_names_a_lake(clean_environment):
 
 
 def test_compose_refuses_to_start_without_the_api_key_or_the_environment():
-    with pytest.raises(LookupError, match="BTC_BINANCE_API_KEY"):
-        _service_environment("realtime", {"BTC_ENV": "local", "DAGSTER_PG_PASSWORD": "p"})
+    for name in ("BTC_BINANCE_API_KEY", "BTC_REDIS_PASSWORD"):
+        without = {"BTC_ENV": "local"} | SHELL_SECRETS
+        del without[name]
+        with pytest.raises(LookupError, match=name):
+            _service_environment("realtime", without)
     with pytest.raises(LookupError, match="BTC_ENV"):
-        _service_environment("realtime", {"BTC_BINANCE_API_KEY": "k"})
+        _service_environment("realtime", SHELL_SECRETS)
+    with pytest.raises(LookupError, match="BTC_REDIS_PASSWORD"):
+        _service_environment("redis", {})
 
 
 # Commands.
@@ -486,6 +496,8 @@ def test_no_secret_value_is_committed():
                     references.add((entry["name"], reference["name"]))
     assert ("BTC_BINANCE_API_KEY", "btc-binance") in references
     assert ("DAGSTER_PG_PASSWORD", "dagster-postgres") in references
+    assert ("BTC_REDIS_PASSWORD", "btc-redis") in references
+    assert ("REDIS_PASSWORD", "btc-redis") in references
 
     dockerfile = DOCKERFILE.read_text()
     declared = re.findall(r"^(?:ENV|ARG)\s+(\w+)", dockerfile, flags=re.M)
@@ -494,6 +506,26 @@ def test_no_secret_value_is_committed():
     # Nothing that looks like a Binance key (64 letters and digits) anywhere.
     for path in [COMPOSE, DOCKERFILE, LOCAL_ENV, PROD_ENV, *K8S.glob("*.yaml")]:
         assert not re.search(r"\b[A-Za-z0-9]{64}\b", path.read_text()), path.name
+    # Redis' password is only ever a placeholder filled at start, never written down.
+    for path in [COMPOSE, *DEPLOY.rglob("*")]:
+        if path.is_file():
+            for written in re.findall(r"requirepass\s+([^\s\\']+)", path.read_text()):
+                assert written == "%s", f"{path.relative_to(ROOT)}: requirepass {written}"
+
+
+def test_no_key_or_certificate_is_committed():
+    tracked = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split("\0")
+    keys = [p for p in tracked if re.search(r"\.(key|pem|crt|p12)$", p) or "redis-tls/" in p]
+    assert not keys, keys
+    for path in [COMPOSE, *DEPLOY.rglob("*")]:
+        if path.is_file():
+            assert "-----BEGIN" not in path.read_text(), path.relative_to(ROOT)
+    # Where deploy/redis-tls.sh writes compose's files, git does not look.
+    for secret in _compose()["secrets"].values():
+        ignored = subprocess.run(["git", "check-ignore", "-q", secret["file"]], cwd=ROOT)
+        assert ignored.returncode == 0, f"{secret['file']} is not ignored by git"
 
 
 def test_the_image_runs_as_a_numeric_non_root_user():
@@ -528,6 +560,215 @@ def test_realtime_root_filesystem_is_read_only_with_its_writable_paths_mounted()
     service = _compose()["services"]["realtime"]
     assert service["read_only"] is True
     assert "/tmp" in service["tmpfs"]
+
+
+# Redis: AUTH and TLS only, and who may connect.
+
+REDIS_CLIENTS = {"btc-realtime", WEBSERVER, DAEMON}
+COMPOSE_REDIS_CLIENTS = {"realtime", WEBSERVER, DAEMON}
+
+
+def _redis_start_script() -> str:
+    """The shell script the k8s Redis container runs (compose runs the same one)."""
+    container = _container("redis")
+    shell, flag, script = container["args"]
+    assert (shell, flag) == ("sh", "-c")
+    return script
+
+
+def _redis_server_options(script: str) -> tuple[str, dict[str, str]]:
+    """The config file and the ``--option value`` pairs of the script's ``exec redis-server``."""
+    argv = shlex.split(script.split("exec ", 1)[1])
+    assert argv[0] == "redis-server"
+    config, options = argv[1], argv[2:]
+    assert len(options) % 2 == 0, options
+    return config, dict(zip(options[::2], options[1::2], strict=True))
+
+
+def _secret_files(spec: Mapping[str, Any], container: Mapping[str, Any]) -> dict[str, tuple]:
+    """Path in the container → (Secret, key) for every file mounted from a Secret."""
+    volumes = {volume["name"]: volume for volume in spec["volumes"]}
+    files = {}
+    for mount in container["volumeMounts"]:
+        secret = volumes[mount["name"]].get("secret")
+        if secret is None:
+            continue
+        assert mount.get("readOnly") is True, mount
+        items = secret.get("items")
+        assert items, f"{secret['secretName']}: mount only the keys needed, by name"
+        for item in items:
+            files[f"{mount['mountPath']}/{item['path']}"] = (secret["secretName"], item["key"])
+    return files
+
+
+def _secret_ref(container: Mapping[str, Any], variable: str) -> tuple[str, str]:
+    (entry,) = [e for e in container.get("env", []) if e["name"] == variable]
+    reference = entry["valueFrom"]["secretKeyRef"]
+    return reference["name"], reference["key"]
+
+
+def _matches(selector: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
+    assert set(selector) == {"matchLabels"}, "only matchLabels selectors are checked here"
+    return selector["matchLabels"].items() <= labels.items()
+
+
+def _pod_labels() -> dict[str, dict[str, str]]:
+    return {
+        item["metadata"]["name"]: item["spec"]["template"]["metadata"]["labels"]
+        for item in _k8s_objects()
+        if item["kind"] in {"Deployment", "StatefulSet"}
+    }
+
+
+def test_redis_serves_tls_only_and_takes_its_password_from_a_secret():
+    statefulset = _k8s("StatefulSet", "redis")
+    spec = statefulset["spec"]["template"]["spec"]
+    container = _container("redis")
+    script = _redis_start_script()
+    config, options = _redis_server_options(script)
+    (port,) = [p["containerPort"] for p in container["ports"]]
+
+    assert options["--port"] == "0", "no plain-text port"
+    assert options["--tls-port"] == str(port)
+    assert options["--tls-auth-clients"] == "no"  # clients authenticate with the password
+    assert "--requirepass" not in options, "not on the command line, where ps shows it"
+    # The certificate, its key and the CA: the three keys of btc-redis-tls, all mounted.
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    # (redis-data, the claim template, is not among the pod's volumes)
+    mounts = {m["mountPath"]: volumes.get(m["name"], {}) for m in container["volumeMounts"]}
+    for option, key in [
+        ("--tls-cert-file", "tls.crt"),
+        ("--tls-key-file", "tls.key"),
+        ("--tls-ca-cert-file", "ca.crt"),
+    ]:
+        directory, name = options[option].rsplit("/", 1)
+        assert name == key, option
+        assert mounts[directory]["secret"]["secretName"] == "btc-redis-tls", option
+    assert mounts["/tls"]["secret"]["defaultMode"] == 0o440  # group (fsGroup) only
+    assert spec["securityContext"]["fsGroup"] == spec["securityContext"]["runAsGroup"]
+    # The password: from Secret btc-redis into a file in memory, read as the config file.
+    assert _secret_ref(container, "REDIS_PASSWORD") == ("btc-redis", "password")
+    assert "printf 'requirepass %s\\n' \"$REDIS_PASSWORD\" > " + config in script
+    assert mounts[config.rsplit("/", 1)[0]]["emptyDir"]["medium"] == "Memory"
+    # The probe speaks TLS, checks the certificate and authenticates.
+    (probe,) = container["readinessProbe"]["exec"]["command"][2:]
+    assert f"--tls --cacert {options['--tls-ca-cert-file']}" in probe
+    assert 'REDISCLI_AUTH="$REDIS_PASSWORD"' in probe
+
+
+def test_compose_redis_runs_the_same_script_with_its_files_from_compose_secrets():
+    compose = _compose()
+    redis = compose["services"]["redis"]
+    shell, flag, script = redis["command"]
+    assert (shell, flag) == ("sh", "-c")
+    # `$$` is compose's escape for a `$` the container's shell expands.
+    assert script.replace("$$", "$") == _redis_start_script()
+    assert _is_reference(redis["environment"]["REDIS_PASSWORD"])
+    assert "BTC_REDIS_PASSWORD" in redis["environment"]["REDIS_PASSWORD"]
+    _, options = _redis_server_options(_redis_start_script())
+    targets = {s["target"]: compose["secrets"][s["source"]]["file"] for s in redis["secrets"]}
+    assert targets[options["--tls-cert-file"]].endswith("/redis-tls/tls.crt")
+    assert targets[options["--tls-key-file"]].endswith("/redis-tls/tls.key")
+    assert targets[options["--tls-ca-cert-file"]].endswith("/redis-tls/ca.crt")
+    assert "/run/redis" in redis["tmpfs"]
+    health = redis["healthcheck"]["test"]
+    k8s_probe = _container("redis")["readinessProbe"]["exec"]["command"][2]
+    assert health == ["CMD-SHELL", k8s_probe.replace("$", "$$")]
+
+
+def test_every_k8s_redis_client_uses_tls_the_password_and_only_the_ca(clean_environment):
+    redis = _container("redis")
+    _, options = _redis_server_options(_redis_start_script())
+    service = _k8s("Service", "redis")
+    (service_port,) = service["spec"]["ports"]
+    settings = _configmap("btc-settings")
+    clients = set()
+    for workload, spec in _pod_specs():
+        for container in spec["containers"]:
+            environment = _k8s_environment(container)
+            if "BTC_REDIS_URL" not in environment:
+                continue
+            clients.add(workload)
+            assert _secret_ref(container, "BTC_REDIS_PASSWORD") == _secret_ref(
+                redis, "REDIS_PASSWORD"
+            ), workload
+            files = _secret_files(spec, container)
+            # The CA the server's certificate is signed with; never the server's key.
+            assert files[environment["BTC_REDIS_CA_FILE"]] == ("btc-redis-tls", "ca.crt")
+            assert ("btc-redis-tls", "tls.key") not in files.values(), workload
+    assert clients == REDIS_CLIENTS
+
+    realtime, lake = _settings_from(settings | {"BTC_REDIS_PASSWORD": "r"}, clean_environment)
+    for connection in (realtime.redis_connection(), lake.redis_connection()):  # prod: TLS
+        assert connection.tls
+        assert connection.options()["password"] == "r"
+        assert connection.options()["ssl_ca_certs"] == settings["BTC_REDIS_CA_FILE"]
+        url = connection.url.split("://", 1)[1]
+        assert url.startswith(f"{service['metadata']['name']}:{service_port['port']}/")
+    assert service_port["targetPort"] == redis["ports"][0]["name"]
+    assert str(service_port["port"]) == options["--tls-port"]
+
+
+def test_every_compose_redis_client_uses_tls_the_password_and_the_ca(clean_environment):
+    compose = _compose()
+    redis = compose["services"]["redis"]
+    server_ca = next(s["source"] for s in redis["secrets"] if s["target"].endswith("ca.crt"))
+    env = _env_file(PROD_ENV) | SHELL_SECRETS
+    for name in COMPOSE_REDIS_CLIENTS:
+        service = compose["services"][name]
+        environment = _service_environment(name, env)
+        (secret,) = service["secrets"]
+        assert (secret["source"], secret["target"]) == (
+            server_ca,
+            environment["BTC_REDIS_CA_FILE"],
+        ), name
+        realtime, lake = _settings_from(environment, clean_environment)
+        for connection in (realtime.redis_connection(), lake.redis_connection()):
+            assert connection.tls, name
+            assert connection.url.startswith("rediss://redis:6379/"), name
+            assert connection.options()["password"] == SHELL_SECRETS["BTC_REDIS_PASSWORD"]
+
+
+def test_compose_puts_redis_on_a_network_only_its_clients_join():
+    compose = _compose()
+    assert compose["services"]["redis"]["networks"] == ["redis"]
+    assert compose["networks"]["redis"]["internal"] is True
+    joined = {n for n, s in compose["services"].items() if "redis" in s.get("networks", [])}
+    assert joined == COMPOSE_REDIS_CLIENTS | {"redis"}
+
+
+@pytest.mark.parametrize(
+    ("server", "clients", "port"),
+    [("redis", REDIS_CLIENTS, 6379), ("postgres", {WEBSERVER, DAEMON}, 5432)],
+    ids=["redis", "postgres"],
+)
+def test_network_policies_let_only_the_clients_reach_the_databases(server, clients, port):
+    labels = _pod_labels()
+    policy = _k8s("NetworkPolicy", server)["spec"]
+    selected = {name for name, pod in labels.items() if _matches(policy["podSelector"], pod)}
+    assert selected == {server}
+    assert policy["policyTypes"] == ["Ingress"]
+    (rule,) = policy["ingress"]
+    allowed = set()
+    for peer in rule["from"]:
+        assert set(peer) == {"podSelector"}, "from this namespace's pods only"
+        matched = {name for name, pod in labels.items() if _matches(peer["podSelector"], pod)}
+        assert matched, f"{peer}: a selector that matches no pod (a label typo?)"
+        allowed |= matched
+    assert allowed == clients
+    assert rule["ports"] == [{"protocol": "TCP", "port": port}]
+    server_ports = [p["containerPort"] for p in _container(server)["ports"]]
+    assert server_ports == [port]
+
+
+def test_redis_tls_script_names_the_hosts_clients_connect_to():
+    (defaults,) = re.findall(r"set -- (redis [^\n|]*)", REDIS_TLS_SCRIPT.read_text())
+    hosts = set(defaults.split())
+    namespace = _kustomization()["namespace"]
+    service = _k8s("Service", "redis")["metadata"]["name"]
+    assert {service, f"{service}.{namespace}.svc", "localhost"} <= hosts  # k8s and probes
+    assert "redis" in _compose()["services"]  # compose's host name for it
+    assert _configmap("btc-settings")["BTC_REDIS_URL"].startswith(f"rediss://{service}:")
 
 
 # Shared state: the data volume, Dagster's instance.
@@ -705,7 +946,7 @@ def test_docker_compose_accepts_the_file():
     version = subprocess.run([docker, "compose", "version"], capture_output=True, check=False)
     if version.returncode != 0:
         pytest.skip("the docker compose plugin is not installed")
-    environment = {"PATH": "/usr/bin:/bin", "BTC_BINANCE_API_KEY": "k", "DAGSTER_PG_PASSWORD": "p"}
+    environment = {"PATH": "/usr/bin:/bin", **SHELL_SECRETS}
     result = subprocess.run(
         [docker, "compose", "--env-file", str(LOCAL_ENV), "-f", str(COMPOSE), "config", "-q"],
         capture_output=True,

@@ -24,18 +24,46 @@ def free_port() -> int:
 
 
 class RedisServer:
-    """Start ``redis-server`` on 127.0.0.1 with nothing persisted; stop it on ``stop()``."""
+    """Start ``redis-server`` on 127.0.0.1 with nothing persisted; stop it on ``stop()``.
 
-    def __init__(self, directory: Path, *, start_timeout_s: float = 10.0, attempts: int = 5):
+    ``password`` turns on ``AUTH``; ``tls_dir`` (``ca.crt``, ``tls.crt``, ``tls.key``, as
+    ``deploy/redis-tls.sh`` writes them) makes the port TLS only, as deployed.
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        start_timeout_s: float = 10.0,
+        attempts: int = 5,
+        password: str | None = None,
+        tls_dir: Path | None = None,
+    ):
         self.directory = directory
         self.start_timeout_s = start_timeout_s
         self.attempts = attempts
+        self.password = password
+        self.tls_dir = tls_dir
         self.port: int | None = None
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        scheme = "rediss" if self.tls_dir else "redis"
+        return f"{scheme}://127.0.0.1:{self.port}/0"
+
+    def _security_args(self) -> list[str]:
+        arguments = ["--requirepass", self.password] if self.password else []
+        if self.tls_dir:
+            arguments += [
+                "--port", "0",
+                "--tls-port", str(self.port),
+                "--tls-cert-file", str(self.tls_dir / "tls.crt"),
+                "--tls-key-file", str(self.tls_dir / "tls.key"),
+                "--tls-ca-cert-file", str(self.tls_dir / "ca.crt"),
+                "--tls-auth-clients", "no",
+            ]  # fmt: skip
+        return arguments
 
     def restart(self, down_s: float = 0.0) -> None:
         """Stop the server and start a fresh, empty one on the same port (a crash and a
@@ -63,6 +91,7 @@ class RedisServer:
                     "--appendonly", "no",
                     "--dir", str(self.directory),
                     "--logfile", str(log_path),
+                    *self._security_args(),
                 ],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
@@ -77,7 +106,12 @@ class RedisServer:
 
     def _wait_until_ready(self) -> bool:
         deadline = time.monotonic() + self.start_timeout_s
-        client = redis.Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=0.2)
+        security: dict[str, object] = {"password": self.password}
+        if self.tls_dir:
+            security |= {"ssl": True, "ssl_ca_certs": str(self.tls_dir / "ca.crt")}
+        client = redis.Redis(
+            host="127.0.0.1", port=self.port, socket_connect_timeout=0.2, **security
+        )
         try:
             while time.monotonic() < deadline:
                 if self.process is None or self.process.poll() is not None:
