@@ -37,6 +37,14 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+class OutputShapeInvalid(ValueError):
+    """The graph ran, but ``yhat`` is not ``[N, 1]`` for ``N`` rows.
+
+    The load-time golden run checks the shape on the golden rows only: a graph whose output
+    shape depends on the values can still break it on live rows.
+    """
+
+
 @dataclass(frozen=True)
 class LoadedModel:
     """A verified bundle ready to serve; built only by ``load_bundle`` and ``write_bundle``."""
@@ -49,6 +57,8 @@ class LoadedModel:
 
         Columns are the contract's model inputs in contract order, unscaled (the graph
         scales). float32 or float64; computed in float32, as the model was exported.
+        Whatever onnxruntime raises passes through; ``OutputShapeInvalid`` if ``yhat`` is
+        not ``[N, 1]``.
         """
         features = np.asarray(features)
         if features.dtype not in (np.float32, np.float64):
@@ -60,6 +70,12 @@ class LoadedModel:
                 f"got shape {features.shape}"
             )
         yhat = self._run(np.ascontiguousarray(rows, dtype=np.float32))
+        if yhat.shape != (rows.shape[0], 1):
+            # Taking column 0 of a wider output would serve a number the model never meant.
+            raise OutputShapeInvalid(
+                f"{OUTPUT_NAME!r} has shape {yhat.shape} for {rows.shape[0]} rows, "
+                f"expected ({rows.shape[0]}, 1)"
+            )
         return yhat[:, 0].astype(np.float64)
 
     def _run(self, rows: np.ndarray) -> np.ndarray:

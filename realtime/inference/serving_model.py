@@ -11,12 +11,23 @@ anything else keeps the last good model serving, is counted in
 ``btc_model_load_failures_total{reason=<error class>}`` and logged. A refused version is
 not fetched again on every poll: only when the pointer changes or ``retry_refused_s``
 passed (a bundle uploaded late, a store that was briefly unreachable).
+
+A verified model can still fail on live inputs its golden rows never had: onnxruntime
+raises, ``yhat`` has another shape, or it is not finite. ``predict_versioned`` then raises
+``ModelFailed`` (the tick goes to safe mode), counted in
+``btc_model_errors_total{reason=run_error|output_shape|non_finite}``. After
+``failures_before_fallback`` of them in a row, the previous version serves again and the
+failing one is quarantined (``btc_model_load_failures_total{reason="ModelQuarantined"}``):
+polls skip it while the pointer still names it, so a restart-free service cannot loop on
+it; a pointer naming any other version lifts the quarantine.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import shutil
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -25,7 +36,7 @@ from typing import NamedTuple
 import numpy as np
 
 from realtime.features.contract import CONTRACT_V1, FeatureContract
-from realtime.inference.bundle import MANIFEST_FILE, LoadedModel, load_bundle
+from realtime.inference.bundle import MANIFEST_FILE, LoadedModel, OutputShapeInvalid, load_bundle
 from realtime.inference.errors import ManifestInvalid
 from realtime.inference.pointer import ModelPointer
 from realtime.inference.store import BundleStore
@@ -35,10 +46,29 @@ log = logging.getLogger(__name__)
 
 RETRY_REFUSED_S = 300.0
 """A refused version is tried again after this long even if the pointer did not change."""
+FAILURES_BEFORE_FALLBACK = 3
+"""Model errors in a row after which the previous version serves again."""
+QUARANTINED = "ModelQuarantined"
+"""The ``reason`` of ``btc_model_load_failures_total`` when a served version is dropped."""
+_DETAIL_CHARS = 200
+"""onnxruntime's messages run long; the prediction's reason keeps their head."""
 
 
 class NoModelServing(RuntimeError):
     """``predict`` was called before any bundle loaded: the tick must go to safe mode."""
+
+
+class ModelFailed(RuntimeError):
+    """The served model gave no usable number for one input: the tick goes to safe mode.
+
+    ``reason`` is the ``btc_model_errors_total`` label: ``run_error`` (onnxruntime raised),
+    ``output_shape`` (``yhat`` not ``[1, 1]``) or ``non_finite`` (NaN or infinite).
+    """
+
+    def __init__(self, version: str, reason: str, detail: str) -> None:
+        super().__init__(f"model {version} failed ({reason}): {detail[:_DETAIL_CHARS]}")
+        self.version = version
+        self.reason = reason
 
 
 class ServedModel(NamedTuple):
@@ -66,12 +96,16 @@ class ServingModel:
         *,
         contract: FeatureContract = CONTRACT_V1,
         retry_refused_s: float = RETRY_REFUSED_S,
+        failures_before_fallback: int = FAILURES_BEFORE_FALLBACK,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """``contract`` is the one the service's vectors follow: a model of another is refused.
 
         ``clock`` (seconds, monotonic) times the retry of refused versions; tests drive it.
+        ``failures_before_fallback`` (>= 1) model errors in a row drop the served version.
         """
+        if failures_before_fallback < 1:
+            raise ValueError(f"failures_before_fallback must be >= 1: {failures_before_fallback}")
         self._store = store
         self._symbol = symbol.upper()
         self._cache_dir = cache_dir
@@ -79,7 +113,17 @@ class ServingModel:
         self._contract = contract
         self._retry_refused_s = retry_refused_s
         self._clock = clock
+        self._failures_before_fallback = failures_before_fallback
+        # refresh() swaps from the poller's thread while a tick may fall back on the loop:
+        # both change what serves under this lock (held for assignments only, never a load).
+        self._lock = threading.Lock()
         self._served: ServedModel | None = None
+        self._previous: ServedModel | None = None
+        """What served before ``_served``: the version a failing one falls back to."""
+        self._quarantined: str | None = None
+        """A version dropped for failing; not loaded again while the pointer names it."""
+        self._failures_in_a_row = 0
+        """Model errors of ``_served`` since its last good prediction."""
         self._refusal: _Refusal | None = None
         self._last_warning = ""
 
@@ -113,21 +157,93 @@ class ServingModel:
         """The predicted 10-second log return for one raw model-input vector ``[K]``."""
         return self.predict_versioned(features)[0]
 
+    @property
+    def quarantined(self) -> str | None:
+        """The version dropped for failing, while the pointer still names it."""
+        return self._quarantined
+
     def predict_versioned(self, features: np.ndarray) -> tuple[float, str]:
         """``(yhat, version)`` from one model: a swap between two reads cannot mislabel it.
 
         ``features`` is float32 (or float64) ``[K]`` in ``model_inputs`` order, unscaled;
-        ``NoModelServing`` before any model loaded.
+        ``yhat`` is finite. ``NoModelServing`` before any model loaded; ``ModelFailed`` (counted,
+        logged, and after enough in a row the previous version serves) if the model fails.
         """
         served = self._served
         if served is None:
             raise NoModelServing(f"no {self._symbol} model has loaded yet")
         features = np.asarray(features)
         if features.shape != (served.model.manifest.width,):
+            # The caller's error, not the model's: it does not count against the version.
             raise ValueError(
                 f"features must have shape ({served.model.manifest.width},), got {features.shape}"
             )
-        return float(served.model.predict(features)[0]), served.version
+        try:
+            yhat = float(served.model.predict(features)[0])
+        except OutputShapeInvalid as error:
+            raise self._model_failed(served, "output_shape", str(error)) from error
+        except Exception as error:  # onnxruntime raises its own unrelated classes per failure
+            raise self._model_failed(
+                served, "run_error", f"{type(error).__name__}: {error}"
+            ) from error
+        if not math.isfinite(yhat):
+            raise self._model_failed(served, "non_finite", f"yhat is {yhat}")
+        if self._failures_in_a_row:
+            with self._lock:
+                if self._served is served:
+                    self._failures_in_a_row = 0
+        return yhat, served.version
+
+    def _model_failed(self, served: ServedModel, reason: str, detail: str) -> ModelFailed:
+        """Count one model error of ``served``; fall back once it failed enough in a row."""
+        failure = ModelFailed(served.version, reason, detail)
+        self._metrics.model_errors.labels(reason=reason).inc()
+        with self._lock:
+            if self._served is not served:  # swapped meanwhile: the new one starts afresh
+                return failure
+            self._failures_in_a_row += 1
+            in_a_row = self._failures_in_a_row
+        # Counted every time; said when a run of failures starts and when it is acted on.
+        if in_a_row == 1:
+            log.warning("%s %s; serving safe mode for this tick", self._symbol, failure)
+        else:
+            log.debug("%s %s (%d in a row)", self._symbol, failure, in_a_row)
+        if in_a_row == self._failures_before_fallback:
+            self._fall_back(served, failure)
+        return failure
+
+    def _fall_back(self, failing: ServedModel, failure: ModelFailed) -> None:
+        """Serve the previous version again and quarantine ``failing``, if there is one."""
+        with self._lock:
+            if self._served is not failing:  # a new version swapped in meanwhile
+                return
+            previous = self._previous
+            if previous is not None:
+                self._served, self._previous = previous, None
+                self._quarantined = failing.version
+                self._failures_in_a_row = 0
+        if previous is None:
+            log.error(
+                "%s model %s failed %d times in a row and there is no previous version to "
+                "fall back to: it keeps serving, each failure a safe-mode tick (last: %s)",
+                self._symbol,
+                failing.version,
+                self._failures_before_fallback,
+                failure,
+            )
+            return
+        self._metrics.model_load_failures.labels(reason=QUARANTINED).inc()
+        self._metrics.model_info.labels(version=failing.version).set(0)
+        self._metrics.model_info.labels(version=previous.version).set(1)
+        log.error(
+            "%s model %s failed %d times in a row (last: %s): quarantined, %s serving again "
+            "until the pointer names another version",
+            self._symbol,
+            failing.version,
+            self._failures_before_fallback,
+            failure,
+            previous.version,
+        )
 
     def refresh(self) -> bool:
         """Read the pointer; load and swap in a new production version. True if swapped.
@@ -144,7 +260,15 @@ class ServingModel:
         if pointer is None or pointer.production is None:
             return False
         version = pointer.production
-        if version == self.version:
+        # One look at both: a tick may quarantine the served version between two reads.
+        with self._lock:
+            quarantined, serving = self._quarantined, self.version
+        if quarantined is not None:
+            if version == quarantined:
+                return False
+            # The pointer moved on; naming that version again later is a new promotion.
+            self._lift_quarantine()
+        if version == serving:
             return False
         if self._refusal_holds(pointer):
             return False
@@ -187,9 +311,18 @@ class ServingModel:
             )
         return model
 
+    def _lift_quarantine(self) -> None:
+        with self._lock:
+            lifted, self._quarantined = self._quarantined, None
+        log.info(
+            "%s model %s no longer quarantined: the pointer names another", self._symbol, lifted
+        )
+
     def _swap(self, served: ServedModel) -> None:
-        previous = self._served
-        self._served = served
+        with self._lock:
+            previous = self._served
+            self._served, self._previous = served, previous
+            self._failures_in_a_row = 0
         self._refusal = None
         self._metrics.model_info.labels(version=served.version).set(1)
         if previous is not None:

@@ -3,9 +3,19 @@
 A tick reads ``feat:{SYM}`` and the last seconds of ``features:{SYM}:{ts}`` in one
 pipeline (nothing else: no lake, no bus), lets the fallback controller choose the level
 and the input vector, runs the ONNX model and publishes the prediction to ``pred:{SYM}``
-and to the predictions capture segment. A tick that has passed ``deadline_ms`` before it
-publishes is skipped and counted; so is a Redis read that does not answer in time (the
-tick then runs on what the controller remembers: level 4 or 5).
+and to the predictions capture segment. A Redis read that does not answer in time leaves
+the tick on what the controller remembers (level 4 or 5).
+
+Every tick belongs to a cadence boundary, and its latency and ``deadline_ms`` run from that
+boundary, so time spent waiting for a busy event loop counts. A tick that wakes past its
+deadline, or passes it before publishing, is skipped; boundaries that passed while the loop
+was blocked are skipped too, not run late in a burst; all counted in
+``btc_ticks_skipped_total{reason}``.
+
+Nothing a tick meets ends the role: a model error is a safe-mode prediction with its reason
+(``ServingModel`` counts it and, after enough in a row, serves the previous version), and
+anything unforeseen is counted in ``btc_tick_errors_total``, logged with its traceback, and
+the next boundary ticks as usual.
 
 Time: feature ages are measured on the exchange's clock, estimated from the features
 role's own stamp (the newest exchange time it had seen, and its wall clock then), so a
@@ -17,15 +27,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from realtime.clock import Clock, SystemClock
 from realtime.inference.fallback import (
     FallbackController,
     FallbackDecision,
@@ -35,8 +43,9 @@ from realtime.inference.fallback import (
     TickInputs,
 )
 from realtime.inference.prediction import Prediction
-from realtime.inference.serving_model import ServingModel
+from realtime.inference.serving_model import ModelFailed, NoModelServing, ServingModel
 from realtime.inference.store import BundleStore
+from realtime.service import cadence
 from realtime.service.metrics import Metrics
 from realtime.service.settings import RealtimeSettings
 from realtime.state import hot_state
@@ -46,6 +55,9 @@ log = logging.getLogger(__name__)
 
 HISTORY_SECONDS = 12
 """Per-second vectors read with each tick: enough to repair anything ``stale_ms`` accepts."""
+SKIP_REASONS = ("late_start", "deadline", "missed")
+"""``btc_ticks_skipped_total`` reasons: woke past the deadline, passed it before publishing,
+a boundary that passed while the loop was busy."""
 
 
 class PredictionSink(Protocol):
@@ -63,8 +75,10 @@ class InferRole:
         *,
         model: ServingModel | None = None,
         capture: PredictionSink | None = None,
-        wall_us: Callable[[], int] = lambda: time.time_ns() // 1000,
+        clock: Clock | None = None,
     ) -> None:
+        """``clock`` schedules the ticks and times them (wall and monotonic); tests drive it."""
+        self.clock = clock or SystemClock()
         self.settings = settings
         self.keys = Keys(settings.symbol)
         self.client = client
@@ -74,9 +88,12 @@ class InferRole:
             settings.symbol,
             Path(settings.data_dir) / "model-cache",
             metrics,
+            failures_before_fallback=settings.model_failures_before_fallback,
+            clock=self.clock.monotonic,
         )
         self.capture = capture
-        self.wall_us = wall_us
+        for reason in SKIP_REASONS:  # every series exists from the start, at 0
+            metrics.ticks_skipped.labels(reason=reason)
         self.controller = FallbackController(
             FallbackSettings(
                 fresh_ms=settings.fresh_ms,
@@ -93,33 +110,68 @@ class InferRole:
         self.last_decision: FallbackDecision | None = None
 
     async def run(self) -> None:
+        """Tick on every cadence boundary until cancelled; only cancellation ends it."""
         poller = asyncio.create_task(self._poll_model(), name="model-poller")
-        cadence_s = self.settings.cadence_ms / 1000
+        cadence_ms = self.settings.cadence_ms
+        scheduled_ms = cadence.first_boundary_after(self.clock.time(), cadence_ms)
         try:
             while True:
-                now = time.time()
-                await asyncio.sleep(cadence_s - now % cadence_s)  # on the cadence's boundaries
-                await self.tick()
+                await self.clock.sleep(scheduled_ms / 1000 - self.clock.time())
+                woke_s = self.clock.time()
+                wake = cadence.on_wake(scheduled_ms, woke_s, cadence_ms)
+                if wake.due_ms is not None:
+                    self.metrics.tick_wake_lag.observe(max(0.0, woke_s - scheduled_ms / 1000))
+                    if wake.missed:
+                        self._skip_missed(wake.missed)
+                    await self._tick_guarded(wake.due_ms / 1000)
+                scheduled_ms = wake.next_ms
         finally:
             poller.cancel()
 
+    async def _tick_guarded(self, scheduled_s: float) -> None:
+        # CancelledError is no Exception: stopping the role still works.
+        try:
+            await self.tick(scheduled_s)
+        except Exception as error:
+            self.metrics.tick_errors.labels(error=type(error).__name__).inc()
+            log.exception(
+                "tick failed; the next boundary ticks as usual",
+                extra={"scheduled_s": scheduled_s, "error": repr(error)},
+            )
+
     async def _poll_model(self) -> None:
         while True:
-            await asyncio.to_thread(self.model.refresh)
+            try:
+                await asyncio.to_thread(self.model.refresh)
+            except Exception:  # refresh counts what it foresees; this keeps polling after a bug
+                log.exception("model refresh failed; polling goes on")
             await asyncio.sleep(self.settings.model_poll_s)
 
-    async def tick(self) -> Prediction | None:
-        """One tick; returns the prediction, or ``None`` when the tick was skipped."""
-        started = time.perf_counter()
-        tick_wall_us = self.wall_us()
+    async def tick(self, scheduled_s: float | None = None) -> Prediction | None:
+        """The tick of boundary ``scheduled_s`` (epoch s; default: now); ``None`` if skipped.
+
+        Latency and ``deadline_ms`` run from ``scheduled_s``: a tick that starts past the
+        deadline is skipped at once, one that passes it before publishing is skipped there.
+        """
+        clock = self.clock
+        woke_s = clock.time()
+        if scheduled_s is None:
+            scheduled_s = woke_s
+        late_s = max(0.0, woke_s - scheduled_s)
+        # One timeline for the whole tick, starting at the boundary: the monotonic clock's
+        # reading then, however long the loop took to get here.
+        started = clock.monotonic() - late_s
         deadline_s = self.settings.deadline_ms / 1000
         self.ticks += 1
+        if late_s > deadline_s:
+            return self._skip(late_s, "late_start")
+        tick_wall_us = round(woke_s * 1_000_000)
         hot_reachable = True
         latest: hot_state.LatestFeatures | None = None
         history: dict[int, tuple[float, ...]] = {}
         try:
             latest, history = await asyncio.wait_for(
-                self._read(tick_wall_us), timeout=max(deadline_s * 0.8, 0.001)
+                self._read(tick_wall_us), timeout=max(deadline_s * 0.8 - late_s, 0.001)
             )
         except (RedisError, OSError, TimeoutError, hot_state.MalformedHotState) as error:
             hot_reachable = not isinstance(error, RedisError | OSError | TimeoutError)
@@ -142,16 +194,16 @@ class InferRole:
         self.last_decision = decision
         yhat, version, level, reason = None, self.model.version, decision.level, decision.reason
         if decision.model_input is not None:
-            if self.model.served is None:
-                level, reason = FallbackLevel.SAFE_MODE, f"no model loaded; {reason}"
-            else:
+            try:
                 yhat, version = self.model.predict_versioned(decision.model_input)
-                if not math.isfinite(yhat):
-                    yhat, level = None, FallbackLevel.SAFE_MODE
-                    reason = f"model returned {yhat}; {reason}"
-        elapsed_s = time.perf_counter() - started
+            except NoModelServing:
+                level, reason = FallbackLevel.SAFE_MODE, f"no model loaded; {reason}"
+            except ModelFailed as failure:  # counted and logged by the serving model
+                version, level = failure.version, FallbackLevel.SAFE_MODE
+                reason = f"safe mode: {failure}; {reason}"
+        elapsed_s = clock.monotonic() - started
         if elapsed_s > deadline_s:
-            return self._skip(elapsed_s, "before publishing")
+            return self._skip(elapsed_s, "deadline")
         prediction = Prediction(
             symbol=self.settings.symbol,
             ts_sec=decision.ts_sec if decision.ts_sec is not None else now_us // 1_000_000 - 1,
@@ -163,8 +215,8 @@ class InferRole:
             reason=reason,
             tick_time_us=tick_wall_us,
         )
-        await self._publish(prediction, deadline_s - (time.perf_counter() - started))
-        elapsed_s = time.perf_counter() - started
+        await self._publish(prediction, deadline_s - (clock.monotonic() - started))
+        elapsed_s = clock.monotonic() - started
         prediction = prediction._replace(latency_ms=elapsed_s * 1000)
         if self.capture is not None:
             self.capture.append_prediction(prediction)
@@ -176,13 +228,22 @@ class InferRole:
         del self.predictions[:-10_000]
         return prediction
 
-    def _skip(self, elapsed_s: float, where: str) -> None:
+    def _skip(self, elapsed_s: float, reason: str) -> None:
         self.skipped += 1
-        self.metrics.ticks_skipped.inc()
+        self.metrics.ticks_skipped.labels(reason=reason).inc()
         log.warning(
-            "tick skipped: deadline passed", extra={"elapsed_ms": elapsed_s * 1000, "at": where}
+            "tick skipped: deadline passed",
+            extra={"elapsed_ms": elapsed_s * 1000, "reason": reason},
         )
         return None
+
+    def _skip_missed(self, boundaries: int) -> None:
+        self.skipped += boundaries
+        self.metrics.ticks_skipped.labels(reason="missed").inc(boundaries)
+        log.warning(
+            "cadence boundaries passed without a tick (event loop blocked or a tick overran)",
+            extra={"missed": boundaries},
+        )
 
     async def _read(
         self, tick_wall_us: int

@@ -65,6 +65,9 @@ class RealtimeSettings(BaseSettings):
     """With the hot state lost (level 4), the oldest remembered vector still predicted from."""
     model_poll_s: float = 5.0
     """How often the pointer is re-read for a new production version."""
+    model_failures_before_fallback: int = Field(default=3, ge=1)
+    """Model errors in a row (raised, wrong shape, not finite) before the previous version
+    serves again and the failing one is quarantined; each error is a safe-mode tick."""
     close_grace_ms: int = 250
     """A second closes once every stream has moved this far past its end (late trades)."""
     warmup_s: int = Field(default=70, ge=0)

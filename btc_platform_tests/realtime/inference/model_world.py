@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from btc_platform_tests.realtime.inference.examples import TRAINED_AT, K, example_manifest
-from btc_platform_tests.realtime.inference.tiny_model import TinyModel, tiny_model
+from btc_platform_tests.realtime.inference.tiny_model import TinyModel, Trap, tiny_model
 from realtime.inference.bundle import sha256_hex, write_bundle
 from realtime.inference.manifest import bundle_version
 from realtime.inference.pointer import ModelPointer
@@ -49,10 +49,14 @@ class World:
         self.models: dict[str, TinyModel] = {}
         self.pointer = ModelPointer(SYMBOL)
 
-    def add_version(self, day: int, bias: float) -> str:
-        """A verified bundle of a retrained model, written where the batch side puts it."""
+    def add_version(self, day: int, bias: float, trap: Trap | None = None) -> str:
+        """A verified bundle of a retrained model, written where the batch side puts it.
+
+        With ``trap`` the bundle is as valid, but its model fails on live inputs far from
+        its golden rows (``tiny_model.TRAP_BEYOND``).
+        """
         model = tiny_model(K).with_output_bias(bias)
-        onnx_bytes = model.onnx_bytes()
+        onnx_bytes = model.onnx_bytes(trap=trap)
         golden_inputs = model.sample(4, seed=5)
         version = bundle_version(TRAINED_AT + timedelta(days=day), sha256_hex(onnx_bytes))
         manifest = example_manifest(
