@@ -49,7 +49,7 @@ bench: $(INSTALLED)
 	$(BIN)/python bench/features_v2_day.py
 	$(BIN)/python bench/quality_day.py
 	$(BIN)/python bench/lakehouse_day.py
-	$(BIN)/python bench/realtime.py
+	$(BIN)/python bench/service_pipeline.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis build *.egg-info

@@ -6,7 +6,7 @@ decoder would hand them over (``Trade`` events), through ``BarBuilder`` and
 ``LiveFeatureEngine`` one event at a time on one core. Then every vector is compared by
 float64 bit pattern.
 
-    python bench/features_day.py [--trades 2150000] [--repeats 5] [--seed 7]
+    python bench/features_day.py [--trades 2150000] [--repeats 5] [--seed 7] [--smoke]
 """
 
 from __future__ import annotations
@@ -14,11 +14,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import time
 
 import numpy as np
+from _machine import machine
+from _smoke import parse_arguments
 
 from realtime.features.bars import BarBuilder, bars_from_tables
 from realtime.features.engine import LiveFeatureEngine, batch_features
@@ -64,7 +65,7 @@ def main() -> None:
     parser.add_argument("--trades", type=int, default=2_150_000)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--seed", type=int, default=7)
-    arguments = parser.parse_args()
+    arguments = parse_arguments(parser, {"trades": 20_000, "repeats": 1})
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core for both paths
 
@@ -99,9 +100,8 @@ def main() -> None:
                 "parity_bit_for_bit": mismatch is None,
                 "mismatched_values": mismatched,
                 "repeats": arguments.repeats,
-                "python": platform.python_version(),
-                "numpy": np.__version__,
-                "machine": f"{platform.machine()}, {os.cpu_count()} cpus",
+                "smoke": arguments.smoke,
+                "machine": machine(),
             },
             indent=2,
         )

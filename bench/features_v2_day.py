@@ -6,7 +6,7 @@ path: tables -> bars (vectorised), book events -> book bars (the book replayed),
 ``batch_features_v2`` and ``labels_v2``. Live path: every event through ``LiveFeaturesV2``
 one at a time, on one core. Then every vector is compared by float64 bit pattern.
 
-    python bench/features_v2_day.py [--hours 24] [--seed 7]
+    python bench/features_v2_day.py [--hours 24] [--seed 7] [--smoke]
 """
 
 from __future__ import annotations
@@ -14,10 +14,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 
 import numpy as np
+from _machine import machine
+from _smoke import parse_arguments
 
 from realtime.features.bars import bars_from_tables
 from realtime.features.book_bars import book_bars_from_events
@@ -32,7 +33,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hours", type=float, default=24.0)
     parser.add_argument("--seed", type=int, default=7)
-    arguments = parser.parse_args()
+    arguments = parse_arguments(parser, {"hours": 0.05})
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 
@@ -65,7 +66,6 @@ def main() -> None:
         json.dumps(
             {
                 "benchmark": "features_v2_day",
-                "python": platform.python_version(),
                 "market_hours": arguments.hours,
                 "trades": market.trades.num_rows,
                 "best_bid_asks": market.quotes.num_rows,
@@ -87,6 +87,8 @@ def main() -> None:
                 "values_compared": int(batch.size),
                 "mismatched_values": mismatched,
                 "first_mismatch": None if first is None else vars(first),
+                "smoke": arguments.smoke,
+                "machine": machine(),
             },
             indent=2,
         )

@@ -16,7 +16,10 @@ the synchronous callers (as the lakehouse tests run it):
   ``RateBudget`` granted it, and every 429/418.
 
     python bench/lakehouse_day.py [--activity 2.0] [--seed 7] [--repeats 3]
-                                  [--rest-hours 3] [--rest-minutes 2]
+                                  [--rest-hours 3] [--rest-minutes 2] [--smoke]
+
+``--rest-minutes 0`` walks the hours once and reports no minutes (what ``--smoke`` does).
+The result is written to bench/results/lakehouse_day.json too, except with ``--smoke``.
 """
 
 from __future__ import annotations
@@ -28,8 +31,6 @@ import datetime as dt
 import gc
 import json
 import math
-import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -40,6 +41,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import dagster as dg
+from _machine import machine
+from _smoke import parse_arguments
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' exchange helper
 
@@ -53,6 +56,7 @@ from btc_platform.defs.constants import (
     SILVER_TRADES,
 )
 from btc_platform.defs.resources import BinanceResource, LakehouseResource
+from btc_platform.lakehouse.bronze_fetch import AggTradeFetcher
 from btc_platform_tests.support.exchange_thread import serve_in_thread
 from realtime.binance.archive import ArchiveFile
 from realtime.binance.archive_csv import ArchiveKind
@@ -287,24 +291,32 @@ async def rest_backfill(
     end_us = start_us + hours * US_PER_HOUR
     walks: list[dict] = []
 
+    async def walk(fetcher: AggTradeFetcher) -> None:
+        # What the bronze asset's run does (the server's work per page does not depend on
+        # which ids it pages through, so re-walking the same hours measures the same).
+        now_us = await fetcher.rest.server_time_us()
+        rows, report = await fetcher.fetch(
+            start_us, end_us, now_us=now_us, ingest_ts_us=time.time_ns() // 1000
+        )
+        walks.append({"rows": rows.num_rows, "sources": report.sources, "gaps": len(report.gaps)})
+
+    async def walk_once() -> None:
+        async with binance.fetcher(symbol) as fetcher:
+            await walk(fetcher)
+
     async def walk_again_and_again() -> None:
-        # What the bronze asset's run does, re-run over the same hours (the server's work
-        # per page does not depend on which ids it pages through).
         async with binance.fetcher(symbol) as fetcher:
             while True:
-                now_us = await fetcher.rest.server_time_us()
-                rows, report = await fetcher.fetch(
-                    start_us, end_us, now_us=now_us, ingest_ts_us=time.time_ns() // 1000
-                )
-                walks.append(
-                    {"rows": rows.num_rows, "sources": report.sources, "gaps": len(report.gaps)}
-                )
+                await walk(fetcher)
 
     began = time.time()
     first_full_minute = math.ceil(began / 60)
-    stop_at = (first_full_minute + arguments.rest_minutes) * 60 + 0.2
-    with contextlib.suppress(TimeoutError):  # the run is stopped mid-walk on purpose
-        await asyncio.wait_for(walk_again_and_again(), timeout=stop_at - time.time())
+    if arguments.rest_minutes == 0:
+        await walk_once()
+    else:
+        stop_at = (first_full_minute + arguments.rest_minutes) * 60 + 0.2
+        with contextlib.suppress(TimeoutError):  # the run is stopped mid-walk on purpose
+            await asyncio.wait_for(walk_again_and_again(), timeout=stop_at - time.time())
     return {
         "hours": hours,
         "agg_trades_per_walk": walks[0]["rows"] if walks else None,
@@ -356,9 +368,15 @@ def minute_report(
                 "requests_per_busy_s": round(len(times) / busy_s, 1) if busy_s else None,
             }
         )
+    refused = [status for _, _, status in admitted if status != 200]
+    if not minutes:  # --rest-minutes 0: one walk, no full minute to report
+        return {
+            "full_minutes": [],
+            "responses_429": refused.count(429),
+            "responses_418": refused.count(418),
+        }
     median = statistics.median(m["utilisation"] for m in minutes)
     busy_s = statistics.median(m["busy_s"] for m in minutes)
-    refused = [status for _, _, status in admitted if status != 200]
     return {
         "full_minutes": minutes,
         "median_utilisation": median,
@@ -381,26 +399,29 @@ def main() -> None:
     parser.add_argument("--rest-minutes", type=int, default=2)
     parser.add_argument("--skip-day", action="store_true")
     parser.add_argument("--skip-rest", action="store_true")
-    arguments = parser.parse_args()
+    arguments = parse_arguments(
+        parser, {"activity": 0.02, "repeats": 1, "rest_hours": 1, "rest_minutes": 0}
+    )
 
     started = time.perf_counter()
     day_start_us = MarketParams().start_time_us
     day = dt.datetime.fromtimestamp(day_start_us / 1e6, tz=dt.UTC).date()
     result: dict = {
         "benchmark": "lakehouse_day",
-        "python": platform.python_version(),
         "dagster": dg.__version__,
-        "cpus": os.cpu_count(),
         "seed": arguments.seed,
+        "smoke": arguments.smoke,
     }
     if not arguments.skip_day:
         result["day"] = run_day(arguments, day, day_start_us)
     if not arguments.skip_rest:
         result["rest_budget"] = run_rest_budget(arguments, day_start_us)
     result["wall_s"] = round(time.perf_counter() - started, 1)
+    result["machine"] = machine()
     text = json.dumps(result, indent=2)
-    RESULT.parent.mkdir(exist_ok=True)
-    RESULT.write_text(text + "\n")
+    if not arguments.smoke:
+        RESULT.parent.mkdir(exist_ok=True)
+        RESULT.write_text(text + "\n")
     print(text)
 
 

@@ -5,19 +5,20 @@ context, and ``validate_table`` per table (median of ``--repeats``, wall and CPU
 are the quality tests' realistic ones (``btc_platform_tests/support/lake_tables.py``) for a
 synthetic day at ``--trades-per-second``; ``silver.trades`` is cut to ``--rows`` rows too.
 
-    python bench/quality_day.py [--rows 86400] [--repeats 5] [--trades-per-second 25]
+    python bench/quality_day.py [--rows 86400] [--repeats 5] [--trades-per-second 25] [--smoke]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import sys
 import time
 from pathlib import Path
+
+from _machine import machine
+from _smoke import parse_arguments
 
 # The table builder is test support, not part of the installed package.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -36,7 +37,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=86_400)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--trades-per-second", type=float, default=25.0)
-    arguments = parser.parse_args()
+    arguments = parse_arguments(parser, {"rows": 600, "repeats": 1})
 
     started = time.perf_counter()
     import great_expectations as gx
@@ -76,10 +77,9 @@ def main() -> None:
                 "first_validate_call_s": round(first_call_s, 3),
                 "tables": results,
                 "repeats": arguments.repeats,
-                "python": platform.python_version(),
                 "great_expectations": gx.__version__,
-                "machine": f"{platform.machine()}, {os.cpu_count()} cpus",
-                "load_average_1m": round(os.getloadavg()[0], 2),
+                "smoke": arguments.smoke,
+                "machine": machine(),
             },
             indent=2,
         )

@@ -4,7 +4,7 @@ Mix: 70 % bestBidAsk, 20 % trade (one fill per event, as live BTCUSDT frames car
 10 % diff depth of 5-40 levels split between the sides. Frames are encoded once, then
 decoded ``--repeats`` times in a shuffled order; the median pass is reported.
 
-    python bench/sbe_decode.py [--messages 200000] [--repeats 7] [--seed 7]
+    python bench/sbe_decode.py [--messages 200000] [--repeats 7] [--seed 7] [--smoke]
 """
 
 from __future__ import annotations
@@ -12,10 +12,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import statistics
 import time
+
+from _machine import machine
+from _smoke import parse_arguments
 
 from realtime.binance.sbe import decode, encode
 from realtime.market.events import BestBidAsk, DepthDiff, Trade, TradeBatch
@@ -83,7 +85,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=200_000)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--seed", type=int, default=7)
-    arguments = parser.parse_args()
+    arguments = parse_arguments(parser, {"messages": 2_000, "repeats": 1})
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core, as the target says
 
@@ -121,8 +123,8 @@ def main() -> None:
                 "per_template": per_kind,
                 "target_messages_per_s": TARGET_MESSAGES_PER_S,
                 "meets_target": throughput >= TARGET_MESSAGES_PER_S,
-                "python": platform.python_version(),
-                "machine": f"{platform.machine()}, {os.cpu_count()} cpus",
+                "smoke": arguments.smoke,
+                "machine": machine(),
             },
             indent=2,
         )

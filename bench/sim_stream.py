@@ -8,7 +8,7 @@ counts binary frames for ``--seconds``. Two sources, side by side in one run:
   server's own capacity (framing, fan-out, socket writes);
 - ``generated``: the generator running live inside the server, as ``btc-sim serve`` does.
 
-    python bench/sim_stream.py [--seconds 5] [--repeats 3] [--seed 7]
+    python bench/sim_stream.py [--seconds 5] [--repeats 3] [--seed 7] [--smoke]
 """
 
 from __future__ import annotations
@@ -17,13 +17,14 @@ import argparse
 import asyncio
 import json
 import math
-import os
-import platform
 import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
+
+from _machine import machine
+from _smoke import parse_arguments
 
 from realtime.market.events import DepthSnapshot
 from realtime.sim.exchange import ExchangeConfig, LocalExchange
@@ -108,7 +109,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=7)
-    arguments = parser.parse_args()
+    arguments = parse_arguments(parser, {"seconds": 0.5, "repeats": 1})
 
     # Enough recorded market (~36 frames a market second) that the client never runs out.
     prepared_at = time.perf_counter()
@@ -126,8 +127,6 @@ def main() -> None:
         json.dumps(
             {
                 "benchmark": "sim_stream",
-                "python": platform.python_version(),
-                "cpus": os.cpu_count(),
                 "seconds_per_run": arguments.seconds,
                 "repeats": arguments.repeats,
                 "frames_per_s_median": {k: round(v) for k, v in medians.items()},
@@ -135,6 +134,8 @@ def main() -> None:
                 "target_frames_per_s": TARGET_FRAMES_PER_S,
                 "meets_target": medians["recorded"] >= TARGET_FRAMES_PER_S,
                 "wall_s": round(time.perf_counter() - prepared_at, 1),
+                "smoke": arguments.smoke,
+                "machine": machine(),
             },
             indent=2,
         )

@@ -8,7 +8,7 @@ Two encodings, named by the entry's ``c`` field, so a reader takes either:
 
 * ``p1`` (the default): fixed little-endian ``struct`` layouts, one code byte per record.
   Encoding and decoding a trade costs about a microsecond; the Avro records below cost
-  about twelve, which at 25,000 events a second is a third of a core (bench/realtime.py).
+  about twelve, which at 25,000 events a second is a third of a core (bench/service_pipeline.py).
 * ``avro``: each record in its Avro schema (``realtime/schemas/avro``) with the lake's
   envelope, for consumers that want self-describing records.
 
