@@ -135,6 +135,8 @@ def test_ctrl_c_stops_every_process_the_demo_started(tmp_path, phase, marker, ex
         assert expected <= set(started.values()), started
 
         process.send_signal(signal.SIGINT)
+        # An impatient second Ctrl-C lands in the stopping: it must not cut it short.
+        process.send_signal(signal.SIGINT)
         rest, _ = process.communicate(timeout=300)
         assert process.returncode == 130, rest[-4000:]
         assert "Interrupted" in rest
