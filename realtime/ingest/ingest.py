@@ -40,7 +40,7 @@ from realtime.ingest.gaps import (
 from realtime.ingest.handover import Handover
 from realtime.ingest.sink import IngestSink
 from realtime.market.events import TradeBatch
-from realtime.market.plausibility import Outcome, Plausibility, facts_of
+from realtime.market.plausibility import Plausibility, facts_of
 from realtime.service.metrics import Metrics
 from realtime.service.quarantine import Quarantine, plausibility_limits
 from realtime.service.settings import RealtimeSettings
@@ -416,10 +416,9 @@ class IngestRole:
         # not become the reference that later real events are judged against.
         facts = facts_of(message)
         if facts is not None:
-            verdict = self.plausibility.check(facts, int(wall_s * US_PER_S))
-            if verdict.outcome is Outcome.DOUBT:
-                assert verdict.doubt is not None
-                self.quarantine.hold(message, facts, verdict.doubt)
+            doubt = self.plausibility.check(facts, int(wall_s * US_PER_S)).doubt
+            if doubt is not None:
+                self.quarantine.hold(message, facts, doubt)
                 return
         stream, events, duplicates = self._dedup.admit(message)
         outlet = self._outlets[stream]

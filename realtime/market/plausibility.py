@@ -63,6 +63,7 @@ class Outcome(StrEnum):
 class Verdict(NamedTuple):
     outcome: Outcome
     doubt: Doubt | None = None
+    """Set exactly when ``outcome`` is ``DOUBT``."""
 
 
 ACCEPTED = Verdict(Outcome.ACCEPT)

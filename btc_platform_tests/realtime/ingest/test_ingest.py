@@ -392,3 +392,58 @@ async def test_a_connection_the_exchange_closes_is_reopened_and_the_hole_recorde
         assert ex.hub.closed_reasons["lifetime reached"] >= 2
     assert_trade_gaps_are_exactly_the_missing_ids(sink.trades, sink.gaps_of("trade"))
     assert all_reconnects(metrics) == reconnects(metrics, "closed")
+
+
+def rejected(metrics: Metrics, kind: str) -> float:
+    return sample(metrics, "btc_rejected_input_total", source="ingest", kind=kind)
+
+
+FRAMES_AFTER_FAULT = 1500
+"""About 200 trades at the test market's pace: the lie is long behind by then."""
+
+
+async def test_a_trade_id_far_ahead_is_rejected_and_later_trades_are_not_duplicates() -> None:
+    """Issue 15, finding 7: a lying trade id made every later real trade a "duplicate"."""
+    sink, metrics = ListSink(), Metrics()
+    async with local_exchange(seed=15) as ex:
+        role = ingest_role(ex, sink, metrics)
+        async with running(role):
+            await sink.wait_until(lambda: len(sink.trades) >= 100)
+            fault = {"fault": "id_jump", "stream": "btcusdt@trade", "count": 1, "jump": 10**12}
+            ex.apply_fault(parse_fault(fault))
+            before, frames = len(sink.trades), len(sink.published)
+            await sink.wait_until(lambda: len(sink.published) >= frames + FRAMES_AFTER_FAULT)
+            trades = sink.trades
+            assert {trade.trade_id for trade in trades} <= tape_ids(ex)  # the lie stayed out
+            assert sample(metrics, "btc_duplicate_events_total", stream="trade") == 0
+            assert len(trades) >= before + 100  # later real trades keep coming
+            await eventually(lambda: rejected(metrics, "id_jump") == 1, timeout_s=10)
+    # The lying frame's one trade is a gap of one id, recovered downstream like any other.
+    assert_trade_gaps_are_exactly_the_missing_ids(trades, sink.gaps_of("trade"))
+    (gap,) = sink.gaps_of("trade")
+    assert gap.first_id == gap.last_id
+
+
+@pytest.mark.parametrize(
+    ("shift_s", "kind"), [(86_400, "time_ahead"), (-365 * 86_400, "time_behind")]
+)
+async def test_a_trade_stamped_far_from_the_exchanges_clock_is_rejected(shift_s, kind) -> None:
+    """Issue 15, finding 1: one trade a day ahead was published as "exchange now"."""
+    sink, metrics = ListSink(), Metrics()
+    async with local_exchange(seed=16) as ex:
+        role = ingest_role(ex, sink, metrics)
+        async with running(role):
+            await sink.wait_until(lambda: len(sink.trades) >= 100)
+            fault = {"fault": "time_shift", "stream": "btcusdt@trade", "count": 1}
+            ex.apply_fault(parse_fault(fault | {"shift_s": shift_s}))
+            before, frames = len(sink.trades), len(sink.published)
+            await sink.wait_until(lambda: len(sink.published) >= frames + FRAMES_AFTER_FAULT)
+            tape = ex.market.tape.trades()
+            tape_times = dict(zip(tape.trade_id.tolist(), tape.time_us.tolist(), strict=True))
+            trades = sink.trades
+            assert all(trade.transact_time_us == tape_times[trade.trade_id] for trade in trades)
+            assert len(trades) >= before + 100
+            await eventually(lambda: rejected(metrics, kind) == 1, timeout_s=10)
+    assert_trade_gaps_are_exactly_the_missing_ids(trades, sink.gaps_of("trade"))
+    (gap,) = sink.gaps_of("trade")
+    assert gap.last_time_us - gap.first_time_us < 60_000_000  # not a day-long (or year) range
