@@ -16,6 +16,7 @@ from realtime.inference import bundle
 from realtime.inference.bundle import (
     MANIFEST_FILE,
     MODEL_FILE,
+    OutputShapeInvalid,
     load_bundle,
     sha256_hex,
     write_bundle,
@@ -29,7 +30,11 @@ from realtime.inference.errors import (
 from realtime.inference.manifest import DOCUMENT, BundleManifest, bundle_version
 
 onnx = pytest.importorskip("onnx", reason="building the test graph needs onnx (the batch extra)")
-from btc_platform_tests.realtime.inference.tiny_model import TinyModel, tiny_model  # noqa: E402
+from btc_platform_tests.realtime.inference.tiny_model import (  # noqa: E402
+    TRAP_BEYOND,
+    TinyModel,
+    tiny_model,
+)
 
 PROJECT = Path(__file__).parents[3]
 GOLDEN_TOLERANCE = 1e-6
@@ -104,6 +109,19 @@ def test_predict_refuses_rows_of_another_width_or_dtype(bundle_dir):
         loaded.predict(np.zeros((2, 3, K), dtype=np.float32))
     with pytest.raises(TypeError, match="int64"):
         loaded.predict(np.zeros((2, K), dtype=np.int64))
+
+
+def test_an_output_whose_shape_depends_on_the_values_is_refused_at_predict(tmp_path, model):
+    onnx_bytes = model.onnx_bytes(trap="wide")
+    manifest = manifest_for(model, onnx_bytes)
+    write_bundle(tmp_path / manifest.version, onnx_bytes, manifest)  # its golden rows pass
+    loaded = load_bundle(tmp_path / manifest.version)
+    rows = model.sample(2, seed=9)
+    assert loaded.predict(rows).shape == (2,)
+    rows[0, 0] = 2.5 * TRAP_BEYOND  # the trap widens by its first row
+    # Column 0 of the [2, 3] output would look like two good predictions.
+    with pytest.raises(OutputShapeInvalid, match=r"'yhat' has shape \(2, 3\) for 2 rows"):
+        loaded.predict(rows)
 
 
 def test_session_is_single_threaded_on_the_cpu_provider(bundle_dir):

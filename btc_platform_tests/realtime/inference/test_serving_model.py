@@ -12,11 +12,16 @@ import pytest
 from btc_platform_tests.realtime.inference.examples import K
 from realtime.inference.bundle import MANIFEST_FILE, MODEL_FILE
 from realtime.inference.pointer import ModelPointer
-from realtime.inference.serving_model import RETRY_REFUSED_S, NoModelServing
+from realtime.inference.serving_model import (
+    QUARANTINED,
+    RETRY_REFUSED_S,
+    ModelFailed,
+    NoModelServing,
+)
 
 pytest.importorskip("onnx", reason="building the test graph needs onnx (the batch extra)")
 from btc_platform_tests.realtime.inference.model_world import World
-from btc_platform_tests.realtime.inference.tiny_model import tiny_model
+from btc_platform_tests.realtime.inference.tiny_model import TRAP_BEYOND, tiny_model
 
 SYMBOL = "BTCUSDT"
 
@@ -188,3 +193,83 @@ def test_predict_checks_the_vector_width(world, features):
         world.serving.predict(features[:-1])
     with pytest.raises(ValueError, match=rf"shape \({K},\)"):
         world.serving.predict(features[None, :])
+
+
+def trapped(features: np.ndarray) -> np.ndarray:
+    """``features`` with a first input every trapped model fails on."""
+    live = features.copy()
+    live[0] = 2.5 * TRAP_BEYOND
+    return live
+
+
+def errors(world: World, reason: str) -> float:
+    value = world.metrics.registry.get_sample_value("btc_model_errors_total", {"reason": reason})
+    return value or 0.0
+
+
+def test_only_model_errors_in_a_row_drop_a_version(world, features, caplog):
+    good = world.add_version(1, 0.001)
+    failing = world.add_version(2, -0.002, trap="raises")
+    for version in (good, failing):
+        world.promote(version)
+        assert world.serving.refresh()
+
+    with caplog.at_level(logging.WARNING, logger="realtime.inference.serving_model"):
+        for _ in range(2):
+            with pytest.raises(ModelFailed, match=rf"model {failing} failed \(run_error\)"):
+                world.serving.predict(trapped(features))
+        # A good prediction between failures: the run starts again.
+        assert world.serving.predict(features) == pytest.approx(
+            world.expected(failing, features), abs=1e-6
+        )
+        for _ in range(2):
+            with pytest.raises(ModelFailed):
+                world.serving.predict(trapped(features))
+        assert world.serving.version == failing
+        assert world.failures(QUARANTINED) == 0.0
+        with pytest.raises(ModelFailed) as third:
+            world.serving.predict(trapped(features))
+
+    assert third.value.version == failing
+    assert third.value.reason == "run_error"
+    assert "InvalidArgument" in str(third.value)
+    assert errors(world, "run_error") == 5.0
+    assert world.serving.version == good
+    assert world.serving.quarantined == failing
+    assert world.failures(QUARANTINED) == 1.0
+    assert (world.info(good), world.info(failing)) == (1.0, 0.0)
+    yhat, version = world.serving.predict_versioned(trapped(features))
+    assert version == good
+    assert yhat == pytest.approx(world.expected(good, trapped(features)), abs=1e-6)
+    # Warned when each run started and when it was acted on, not at every failure.
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 3
+    assert f"{failing} failed 3 times in a row" in warnings[-1].message
+    assert f"quarantined, {good} serving again" in warnings[-1].message
+
+
+def test_a_quarantine_lasts_until_the_pointer_names_another_version(world, features):
+    good = world.add_version(1, 0.001)
+    failing = world.add_version(2, -0.002, trap="nan")
+    for version in (good, failing):
+        world.promote(version)
+        assert world.serving.refresh()
+    for _ in range(3):
+        with pytest.raises(ModelFailed, match="non_finite"):
+            world.serving.predict(trapped(features))
+    assert world.serving.version == good
+    fetched = len(world.store.fetches)
+
+    for _ in range(3):  # the pointer still names it: never fetched, not even after a while
+        world.clock.now_s += RETRY_REFUSED_S
+        assert not world.serving.refresh()
+    assert len(world.store.fetches) == fetched
+    # Rolled back to the good one: the quarantine is lifted (nothing to load)...
+    world.promote(good)
+    assert not world.serving.refresh()
+    assert world.serving.quarantined is None
+    # ...and promoting the failing one again is a new decision, carried out.
+    world.promote(failing)
+    assert world.serving.refresh()
+    assert world.serving.version == failing
+    assert world.store.fetches[fetched:] == [failing]
