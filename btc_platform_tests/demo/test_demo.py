@@ -135,9 +135,16 @@ def test_ctrl_c_stops_every_process_the_demo_started(tmp_path, phase, marker, ex
         assert expected <= set(started.values()), started
 
         process.send_signal(signal.SIGINT)
-        # An impatient second Ctrl-C lands in the stopping: it must not cut it short.
+        stopping = []
+        for line in process.stdout:
+            stopping.append(line)
+            if "Interrupted" in line:
+                break
+        # An impatient second Ctrl-C while the children are being stopped: it must not cut
+        # the stopping short (nor orphan a child, nor change the exit status).
         process.send_signal(signal.SIGINT)
-        rest, _ = process.communicate(timeout=300)
+        tail, _ = process.communicate(timeout=300)
+        rest = "".join(stopping) + tail
         assert process.returncode == 130, rest[-4000:]
         assert "Interrupted" in rest
         deadline = time.monotonic() + 60  # Dagster's log tailers notice their parent is gone
