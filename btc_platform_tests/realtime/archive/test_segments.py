@@ -340,3 +340,21 @@ def test_a_file_size_limit_fails_writes_and_the_writer_recovers_when_it_lifts(tm
     ids = read_segments(tmp_path, "trades", *window)["trade_id"].to_pylist()
     assert ids == list(range(40 * 200))
     assert _files(tmp_path, f"*{PARTIAL}") == []
+
+
+def test_a_segment_removed_under_the_writer_is_abandoned_counted_and_writing_goes_on(tmp_path):
+    metrics, clock, closed = Metrics(), VirtualClock(DAY_START_US / US_PER_S), []
+    writer = _writer(tmp_path, clock, closed, row_group_rows=10, metrics=metrics)
+    writer.append(_batch(0, 25, DAY_START_US))
+    (partial,) = _files(tmp_path, f"*{PARTIAL}")
+    partial.unlink()  # what the recovery of a second writer did before kinds had owners
+
+    writer.close()  # the rename fails: no FileNotFoundError out of it
+    assert _sample(metrics, "btc_capture_write_errors_total", kind="trades", errno="ENOENT") == 1
+    assert _sample(metrics, "btc_queue_dropped_total", queue="capture-trades") == 25
+    clock.advance(60.0)
+    writer.append(_batch(25, 5, DAY_START_US + 10 * US_PER_S))
+    writer.close()
+    window = (DAY_START_US, DAY_START_US + 3600 * US_PER_S)
+    assert read_segments(tmp_path, "trades", *window)["trade_id"].to_pylist() == list(range(25, 30))
+    assert _files(tmp_path, f"*{PARTIAL}") == []
