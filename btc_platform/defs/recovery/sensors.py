@@ -10,10 +10,18 @@ Two inputs, each read from where the last evaluation stopped (the cursor):
 Each repair is a run of bronze.agg_trades for one hour, with a run key unique per attempt
 (the triggering event's id), so a hole found again is repaired again, and at most
 ``MAX_ATTEMPTS`` times in ``ATTEMPT_WINDOW``, so a hole Binance itself has does not loop.
+
+No entry can stop the sensor: a malformed gap event (not UTF-8, implausible times, a range
+longer than ``MAX_HOURS_PER_EVENT``) is refused, logged and counted in the cursor, and the
+cursor moves past it; gaps that lost no aggregate trade (``silence``, ``depth``) reload
+nothing. A tick reads at most ``EVENTS_PER_TICK`` entries and asks for at most
+``MAX_RUN_REQUESTS_PER_TICK`` runs; it stops reading before an entry could pass that bound,
+and the next tick goes on from there.
 """
 
 import datetime as dt
 import json
+import time
 from dataclasses import dataclass, field
 
 import dagster as dg
@@ -22,12 +30,21 @@ from redis import Redis, RedisError
 from btc_platform.defs.bronze.checks import PARTITIONS_TO_REPAIR, hour_partition_key
 from btc_platform.defs.constants import AGG_TRADE_IDS_COMPLETE, BRONZE_AGG_TRADES
 from btc_platform.defs.resources import LakehouseResource, RedisResource
-from btc_platform.lakehouse.gap_events import GapEvent, MalformedGapEvent, gaps_key
+from btc_platform.lakehouse.gap_events import (
+    MAX_HOURS_PER_EVENT,
+    GapEvent,
+    MalformedGapEvent,
+    decode_fields,
+    entry_id,
+    gaps_key,
+)
 
 SENSOR_NAME = "bronze_gap_repair"
 MAX_ATTEMPTS = 3
 ATTEMPT_WINDOW = dt.timedelta(hours=6)
 EVENTS_PER_TICK = 500
+MAX_RUN_REQUESTS_PER_TICK = 96
+"""Runs one tick may ask for; an event adds at most ``MAX_HOURS_PER_EVENT`` of them."""
 REPAIR_TAG = "btc/repair_partition"
 COMPLETENESS_KEY = dg.AssetCheckKey(BRONZE_AGG_TRADES, AGG_TRADE_IDS_COMPLETE)
 
@@ -38,17 +55,27 @@ class RepairCursor:
 
     gaps_stream_id: str = "0-0"
     check_storage_id: int = 0
+    refused_gap_events: int = 0
+    """Malformed gap events read past so far (a running count, for operators)."""
 
     @staticmethod
     def parse(text: str | None) -> "RepairCursor":
         if not text:
             return RepairCursor()
         values = json.loads(text)
-        return RepairCursor(values["gaps_stream_id"], int(values["check_storage_id"]))
+        return RepairCursor(
+            values["gaps_stream_id"],
+            int(values["check_storage_id"]),
+            int(values.get("refused_gap_events", 0)),
+        )
 
     def dump(self) -> str:
         return json.dumps(
-            {"gaps_stream_id": self.gaps_stream_id, "check_storage_id": self.check_storage_id}
+            {
+                "gaps_stream_id": self.gaps_stream_id,
+                "check_storage_id": self.check_storage_id,
+                "refused_gap_events": self.refused_gap_events,
+            }
         )
 
 
@@ -62,6 +89,11 @@ class RepairPlan:
 
     def add(self, partition_key: str, trigger: str, reason: str) -> None:
         self.requests[partition_key] = (trigger, reason)
+
+    @property
+    def full(self) -> bool:
+        """No room for one more event's hours within the tick's bound on runs."""
+        return len(self.requests) > MAX_RUN_REQUESTS_PER_TICK - MAX_HOURS_PER_EVENT
 
 
 def build_gap_repair_sensor(partitions: dg.HourlyPartitionsDefinition) -> dg.SensorDefinition:
@@ -84,9 +116,10 @@ def build_gap_repair_sensor(partitions: dg.HourlyPartitionsDefinition) -> dg.Sen
         plan = RepairPlan()
         symbol = lakehouse.settings().symbol
         existing = set(partitions.get_partition_keys(dynamic_partitions_store=context.instance))
-        cursor.gaps_stream_id = _plan_from_gap_stream(
+        cursor.gaps_stream_id, refused = _plan_from_gap_stream(
             context, redis.client(), symbol, cursor.gaps_stream_id, plan
         )
+        cursor.refused_gap_events += refused
         cursor.check_storage_id = _plan_from_failed_checks(context, cursor.check_storage_id, plan)
         run_requests = []
         for partition_key, (trigger, reason) in sorted(plan.requests.items()):
@@ -122,31 +155,45 @@ def _plan_from_gap_stream(
     symbol: str,
     after_id: str,
     plan: RepairPlan,
-) -> str:
-    """Add the hours of new ``gaps:{SYM}`` entries; return the last stream id read."""
+) -> tuple[str, int]:
+    """Add the hours of new ``gaps:{SYM}`` entries; return the last stream id read past and
+    how many entries were refused as malformed."""
     try:
         entries = client.xrange(gaps_key(symbol), min=f"({after_id}", count=EVENTS_PER_TICK)
     except RedisError as error:
         # The lake's own proof still runs; live gaps are read again from the same id next time.
         context.log.warning("gap stream unavailable, skipping it this tick: %s", error)
-        return after_id
-    last_id = after_id
+        return after_id, 0
+    now_us = time.time_ns() // 1000
+    last_id, refused, not_reloaded = after_id, 0, 0
     for raw_id, raw_fields in entries:
-        stream_id = _text(raw_id)
-        last_id = stream_id
-        fields = {_text(k): _text(v) for k, v in raw_fields.items()}
+        if plan.full:
+            break  # the rest next tick, from last_id
+        stream_id = entry_id(raw_id)
+        last_id = stream_id  # read past, whatever the entry holds
         try:
-            event = GapEvent.from_entry(stream_id, fields)
-        except MalformedGapEvent as error:
-            context.log.warning("ignoring malformed gap event %s", error)
-            continue
-        for hour in event.hours():
-            plan.add(
-                hour_partition_key(hour),
-                f"gap-{stream_id}",
-                f"live {event.kind} gap {event.detail}".strip(),
+            event = GapEvent.from_entry(
+                stream_id, decode_fields(stream_id, raw_fields), now_us=now_us
             )
-    return last_id
+            if not event.needs_reload:
+                not_reloaded += 1
+                continue
+            for hour in event.hours():
+                plan.add(
+                    hour_partition_key(hour),
+                    f"gap-{stream_id}",
+                    f"live {event.kind} gap {event.detail}".strip(),
+                )
+        except MalformedGapEvent as error:
+            refused += 1
+            context.log.warning("refusing malformed gap event %s", error)
+        except Exception:
+            # A bug, not bad input; still one entry must not stop every later repair.
+            refused += 1
+            context.log.exception("gap event %s failed, skipping it", stream_id)
+    if not_reloaded:
+        context.log.info("%d gap events lost no aggregate trade: nothing to reload", not_reloaded)
+    return last_id, refused
 
 
 def _plan_from_failed_checks(
@@ -160,6 +207,8 @@ def _plan_from_failed_checks(
     for record in sorted(records, key=lambda r: r.id):
         if record.id <= after_storage_id or record.event is None:
             continue
+        if plan.full:
+            break  # the rest next tick, from newest
         newest = max(newest, record.id)
         evaluation = record.event.dagster_event.event_specific_data
         if evaluation is None or getattr(evaluation, "passed", True):
@@ -167,7 +216,15 @@ def _plan_from_failed_checks(
         metadata = evaluation.metadata
         partitions = _json(metadata, PARTITIONS_TO_REPAIR)
         missing = _json(metadata, "missing_ranges")
-        for partition_key in partitions:
+        if len(partitions) > MAX_HOURS_PER_EVENT:
+            # A check names a run's hours and their neighbours, far fewer than this.
+            context.log.warning(
+                "check %d names %d partitions; repairing the first %d",
+                record.id,
+                len(partitions),
+                MAX_HOURS_PER_EVENT,
+            )
+        for partition_key in partitions[:MAX_HOURS_PER_EVENT]:
             plan.add(partition_key, f"check-{record.id}", f"ids missing: {', '.join(missing)}")
     return newest
 
@@ -181,7 +238,3 @@ def _attempts_so_far(instance: dg.DagsterInstance, partition_key: str) -> int:
     since = dt.datetime.now(dt.UTC) - ATTEMPT_WINDOW
     runs = dg.RunsFilter(tags={REPAIR_TAG: partition_key}, created_after=since)
     return len(instance.get_run_ids(filters=runs))
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
