@@ -6,8 +6,9 @@ not UTF-8, an end beyond any integer a list could hold. A good entry follows the
 sensor must step over the poison, request the good entry's hour and save a cursor past all
 of it, or the same entries are read again every minute and repairs stop.
 
-The tick runs ``bronze_gap_repair``'s own evaluation (``build_sensor_context`` with a real
-``DagsterInstance.ephemeral()``; no daemon) in a child process under a memory limit and a
+The tick runs ``bronze_gap_repair``'s own evaluation from the project's code location
+(``build_definitions``, ``build_sensor_context`` with a real ``DagsterInstance.ephemeral()``;
+no daemon) in a child process under a memory limit and a
 timeout, since the finding is that it may try to allocate without bound.
 """
 
@@ -23,24 +24,30 @@ from pathlib import Path
 import redis
 
 US_PER_HOUR = 3_600_000_000
-CHILD_MEMORY_BYTES = 4 << 30
+CHILD_MEMORY_BYTES = 3 << 30
 CHILD_TIMEOUT_S = 180.0
 
 _CHILD = """
 import datetime as dt, json, sys, time
 import dagster as dg
-from btc_platform.defs.recovery.sensors import RepairCursor, build_gap_repair_sensor
+from btc_platform.definitions import build_definitions
+from btc_platform.defs.recovery.sensors import SENSOR_NAME, RepairCursor
 from btc_platform.defs.resources import LakehouseResource, RedisResource
 
 redis_url, data_dir, after_id = sys.argv[1:4]
-start = (dt.datetime.now(dt.UTC) - dt.timedelta(days=2)).strftime("%Y-%m-%d-%H:00")
-sensor = build_gap_repair_sensor(dg.HourlyPartitionsDefinition(start_date=start))
-resources = {
-    "redis": RedisResource(url=redis_url),
-    "lakehouse": LakehouseResource(data_dir=data_dir, symbol="BTCUSDT"),
-}
+defs = build_definitions(
+    history_start=dt.datetime.now(dt.UTC).date() - dt.timedelta(days=2),
+    resources={
+        "redis": RedisResource(url=redis_url),
+        "lakehouse": LakehouseResource(data_dir=data_dir, symbol="BTCUSDT"),
+    },
+)
+sensor = defs.resolve_sensor_def(SENSOR_NAME)
 with dg.DagsterInstance.ephemeral() as instance, dg.build_sensor_context(
-    instance=instance, resources=resources, cursor=RepairCursor(gaps_stream_id=after_id).dump()
+    instance=instance,
+    definitions=defs,
+    resources=defs.resources,
+    cursor=RepairCursor(gaps_stream_id=after_id).dump(),
 ) as context:
     started = time.perf_counter()
     tick = sensor.evaluate_tick(context)

@@ -74,6 +74,10 @@ class RedisProcess:
                 "--bind", "127.0.0.1",
                 "--save", "",
                 "--appendonly", "no",
+                # A service that floods Redis must not take the shared machine's memory;
+                # past the cap the soonest-expiring keys (per-second vectors) go first.
+                "--maxmemory", "1gb",
+                "--maxmemory-policy", "volatile-ttl",
                 "--dir", str(self.directory),
                 "--logfile", str(self.directory / "redis.log"),
             ],
