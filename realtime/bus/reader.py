@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 
 import redis.asyncio as aioredis
+from prometheus_client import Counter
 
 from realtime.bus.codec import BusEvent, MalformedBlock, decode_block
 from realtime.state.keys import Keys
@@ -34,6 +35,7 @@ class BusReader:
         *,
         start: str = "$",
         count: int = 500,
+        rejected: Counter | None = None,
     ) -> None:
         self.client = client
         self.symbol = keys.symbol.upper()
@@ -41,6 +43,10 @@ class BusReader:
         self.cursors: dict[str, str] = dict.fromkeys(self.streams, start)
         self.count = count
         self.malformed = 0
+        self._malformed = (
+            rejected.labels(source="bus", kind="malformed") if rejected is not None else None
+        )
+        """``btc_rejected_input_total``: the one count of refused input, by source and kind."""
         self._check_restart = False
 
     async def read(self, block_ms: int) -> list[tuple[str, list[BusEvent]]]:
@@ -64,6 +70,8 @@ class BusReader:
                     batches.append((kind, decode_block(fields, self.symbol)))
                 except MalformedBlock as error:
                     self.malformed += 1
+                    if self._malformed is not None:
+                        self._malformed.inc()
                     log.warning(
                         "malformed bus entry skipped", extra={"stream": name, "error": str(error)}
                     )

@@ -60,9 +60,17 @@ class BarBuilder:
 
     Events for a second that already closed (late by more than the open second) are not
     applied: they are counted in ``late_events`` and dropped, since the bar was published.
+
+    With ``keep_quiet_s``, a run of more than ``2 * keep_quiet_s`` empty seconds is
+    materialised as its first and last ``keep_quiet_s`` seconds only, so the work of one
+    close is bounded whatever the times say (a consumer whose state spans at most
+    ``keep_quiet_s`` seconds loses nothing by it).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, keep_quiet_s: int | None = None) -> None:
+        if keep_quiet_s is not None and keep_quiet_s < 1:
+            raise ValueError(f"keep_quiet_s must be positive, got {keep_quiet_s}")
+        self.keep_quiet_s = keep_quiet_s
         self.open_sec: int | None = None
         self.late_events = 0
         self._reset()
@@ -183,7 +191,12 @@ class BarBuilder:
                 self._ask_qty,
             )
         ]
-        closed.extend(empty_bar(ts) for ts in range(self.open_sec + 1, second))
+        quiet_from, keep = self.open_sec + 1, self.keep_quiet_s
+        if keep is not None and second - quiet_from > 2 * keep:
+            closed.extend(empty_bar(ts) for ts in range(quiet_from, quiet_from + keep))
+            closed.extend(empty_bar(ts) for ts in range(second - keep, second))
+        else:
+            closed.extend(empty_bar(ts) for ts in range(quiet_from, second))
         self.open_sec = second
         self._reset()
         return closed

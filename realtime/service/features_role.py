@@ -23,6 +23,13 @@ transaction. After a gap, once the book is resynced and the
 trades are recovered, the whole state is swapped in with one re-anchor (``state.writer``).
 When Redis is unreachable the role keeps computing and keeps the last five minutes of
 vectors; the first write after Redis returns is a re-anchor of all of them.
+
+Nothing read from the bus is trusted more than ingest trusts the exchange: every event goes
+through the same plausibility policy (``market.plausibility``) before it can move the
+clock, the trade ids or the book, since any writer of the bus streams can be wrong. The
+work of one batch is bounded whatever the times say: a long run of empty seconds is
+materialised only as far as the engine's windows and the hot state's history need
+(``BarBuilder(keep_quiet_s=HISTORY_TTL_S)``), and every queue the role keeps has a size.
 """
 
 from __future__ import annotations
@@ -39,11 +46,13 @@ from redis.exceptions import RedisError
 
 from realtime.binance.errors import BinanceError
 from realtime.binance.rest import AggTradePager, BinanceRestClient
+from realtime.bus.codec import BusEvent
 from realtime.bus.reader import BusReader
 from realtime.features.bars import US_PER_SECOND, Bar, BarBuilder
 from realtime.features.engine import LiveFeatureEngine
 from realtime.features.fills import FillAggregator
 from realtime.features.watermark import SecondClock
+from realtime.ingest.frames import WarningThrottle
 from realtime.market.book_sync import (
     BookSynchroniser,
     CrossCheck,
@@ -52,7 +61,9 @@ from realtime.market.book_sync import (
     SyncState,
 )
 from realtime.market.events import AggTrade, BestBidAsk, DepthDiff, DepthSnapshot, Trade
+from realtime.market.plausibility import Outcome, Plausibility, facts_of
 from realtime.service.metrics import Metrics
+from realtime.service.quarantine import Quarantine, plausibility_limits
 from realtime.service.settings import RealtimeSettings
 from realtime.state.hot_state import FeatureFlags
 from realtime.state.keys import HISTORY_TTL_S, Keys
@@ -69,6 +80,15 @@ SNAPSHOT_ATTEMPTS = 5
 SNAPSHOT_PAUSE_S = 10.0
 BOOK_WRITE_INTERVAL_S = 0.1
 """Between closed seconds, book changes reach ``ob:{SYM}`` at most this often."""
+MAX_HELD_TRADES = 100_000
+"""Live trades held during warm-up or a recovery by id; beyond it they are dropped, which
+the next trade shows as an id gap, recovered by REST like any other."""
+MAX_BACKFILL_IDS = 100_000
+"""The most trade ids recovered over REST for one gap (100 pages): the newest ones. Older
+ones fall in seconds the hot state no longer keeps; the lake repairs them from the record."""
+MAX_UNWRITTEN = HISTORY_TTL_S
+"""Closed seconds kept for the next write while Redis is away; older ones are dropped and
+the next write is a re-anchor of the history instead (which holds the same seconds)."""
 
 
 def _time_key(event: Trade | BestBidAsk | DepthDiff | DepthSnapshot) -> int:
@@ -94,11 +114,25 @@ class FeaturesRole:
         self.metrics = metrics
         self.rest = rest or BinanceRestClient(settings.rest_url, api_key=settings.api_key)
         self.now_us = now_us
-        self.reader = BusReader(client, self.keys)
+        self.reader = BusReader(client, self.keys, rejected=metrics.rejected)
+        self.plausibility = Plausibility(plausibility_limits(settings))
+        self.quarantine: Quarantine[BusEvent] = Quarantine(
+            self.plausibility,
+            self.rest,
+            self.symbol,
+            metrics,
+            source="bus",
+            readmit=self._readmit,
+            wall_us=now_us,
+        )
+        self._warnings = WarningThrottle()
+        self._held_depth = metrics.queue_depth.labels(queue="held_trades")
+        self._held_dropped = metrics.queue_dropped.labels(queue="held_trades")
+        self._unwritten_dropped = metrics.queue_dropped.labels(queue="unwritten_seconds")
         self.writer = HotStateWriter(client, self.keys)
         self.book = BookSynchroniser(self.symbol)
         self.fills = FillAggregator()
-        self.bars = BarBuilder()
+        self.bars = BarBuilder(keep_quiet_s=HISTORY_TTL_S)
         self.engine = LiveFeatureEngine()
         self.clock = SecondClock(settings.close_grace_ms * 1000)
         self._staged: dict[int, list[BarEvent]] = {}
@@ -132,21 +166,24 @@ class FeaturesRole:
         backoff_s = 0.05
         self._stopping = False
         async with self.rest:
-            while not self._stopping:
-                try:
-                    batches = await self.reader.read(block_ms=100)
-                    backoff_s = 0.05
-                except (RedisError, OSError) as error:
-                    self.metrics.redis_errors.labels(role="features").inc()
-                    log.warning("bus read failed", extra={"error": repr(error)})
-                    self._needs_reanchor = True  # Redis may have lost the hot state
-                    await asyncio.sleep(backoff_s)
-                    backoff_s = min(2 * backoff_s, 2.0)
-                    batches = []
-                self.apply_batches(batches)
-                self._collect_tasks()
-                self._start_tasks()
-                await self.publish()
+            try:
+                while not self._stopping:
+                    try:
+                        batches = await self.reader.read(block_ms=100)
+                        backoff_s = 0.05
+                    except (RedisError, OSError) as error:
+                        self.metrics.redis_errors.labels(role="features").inc()
+                        log.warning("bus read failed", extra={"error": repr(error)})
+                        self._needs_reanchor = True  # Redis may have lost the hot state
+                        await asyncio.sleep(backoff_s)
+                        backoff_s = min(2 * backoff_s, 2.0)
+                        batches = []
+                    self.apply_batches(batches)
+                    self._collect_tasks()
+                    self._start_tasks()
+                    await self.publish()
+            finally:
+                await self.quarantine.close()
 
     def stop(self) -> None:
         """End ``run`` after the read in flight (≤ 100 ms). Cancelling instead can hang:
@@ -154,10 +191,27 @@ class FeaturesRole:
         self._stopping = True
 
     def apply_batches(self, batches: list[tuple[str, list]]) -> None:
-        """Apply one read's events in exchange-time order (each stream is already ordered)."""
+        """Apply one read's events in exchange-time order (each stream is already ordered).
+
+        Each event is judged first: a repeat (read again after a bus rewind) is skipped, a
+        doubted one waits in the quarantine for the exchange's word.
+        """
         streams = [events for _, events in batches]
+        if not streams:
+            self._close_ready()
+            return
         merged = streams[0] if len(streams) == 1 else heapq.merge(*streams, key=_time_key)
+        wall_us = self.now_us()
+        check = self.plausibility.check
         for event in merged:
+            facts = facts_of(event)
+            if facts is not None:
+                outcome, doubt = check(facts, wall_us)
+                if doubt is not None:
+                    self.quarantine.hold(event, facts, doubt)
+                    continue
+                if outcome is Outcome.REPEAT:
+                    continue
             kind = type(event)
             if kind is Trade:
                 self._on_trade(event)
@@ -171,6 +225,10 @@ class FeaturesRole:
         self.events_applied += sum(len(events) for events in streams)
         self._close_ready()
 
+    def _readmit(self, events: list[BusEvent]) -> None:
+        """Events the quarantine let go, in arrival order: judged again, then applied."""
+        self.apply_batches([("readmitted", events)])
+
     # -- trades ------------------------------------------------------------------------------
 
     def _on_trade(self, trade: Trade) -> None:
@@ -178,19 +236,40 @@ class FeaturesRole:
         if self._warming:
             if self._warmup is None:
                 self._warmup = asyncio.create_task(self._fetch_warmup(trade))
-            self._held_trades.append(trade)
+            self._hold(trade)
             return
         if self._backfill is not None:
-            self._held_trades.append(trade)
+            self._hold(trade)
             return
         last = self._last_trade_id
         if last is not None and trade.trade_id <= last:
             return  # re-read after a bus rewind, or recovered already
         if last is not None and trade.trade_id > last + 1:
             self._start_backfill(last + 1, trade.trade_id - 1)
-            self._held_trades.append(trade)
+            self._hold(trade)
             return
         self._feed_trade(trade)
+
+    def _hold(self, trade: Trade) -> None:
+        """Keep a live trade until warm-up or recovery is done; bounded (``MAX_HELD_TRADES``)."""
+        if len(self._held_trades) >= MAX_HELD_TRADES:
+            # Dropping the newest leaves a hole the next trade after the recovery shows as
+            # an id gap, so these are fetched by id like any other missed trade.
+            self._held_dropped.inc()
+            self._warn("held trades full; trade dropped", trade_id=trade.trade_id)
+            return
+        self._held_trades.append(trade)
+        self._held_depth.set(len(self._held_trades))
+
+    def _take_held(self) -> list[Trade]:
+        held, self._held_trades = self._held_trades, []
+        self._held_depth.set(0)
+        return held
+
+    def _warn(self, message: str, **extra: object) -> None:
+        suppressed = self._warnings.allow(message, time.monotonic())
+        if suppressed is not None:
+            log.warning(message, extra={**extra, "suppressed": suppressed})
 
     def _feed_trade(self, trade: Trade) -> None:
         self._last_trade_id = trade.trade_id
@@ -228,8 +307,7 @@ class FeaturesRole:
             self._last_trade_id = aggs[-1].last_trade_id
             self._last_trade_time_us = aggs[-1].transact_time_us
         log.info("warm-up done", extra={"agg_trades": len(aggs)})
-        held, self._held_trades = self._held_trades, []
-        for trade in held:
+        for trade in self._take_held():
             self._on_trade(trade)
         self._close_ready()
 
@@ -242,7 +320,10 @@ class FeaturesRole:
             "trade ids skipped; recovering them by id",
             extra={"first_id": first_id, "last_id": last_id, "hold_from_sec": hold_from},
         )
-        self._backfill = asyncio.create_task(self._fetch_trades(first_id, last_id))
+        # A huge hole (a long outage) is recovered only in its newest ids: older trades fall
+        # in seconds the hot state no longer keeps, and the lake repairs them from the gap.
+        fetch_from = max(first_id, last_id - MAX_BACKFILL_IDS + 1)
+        self._backfill = asyncio.create_task(self._fetch_trades(fetch_from, last_id))
 
     async def _fetch_trades(self, first_id: int, last_id: int) -> list[Trade]:
         recovered: list[Trade] = []
@@ -261,6 +342,8 @@ class FeaturesRole:
                 await asyncio.sleep(0.2 * 2**attempts)
                 continue
             page = [trade for trade in page if next_id <= trade.trade_id <= last_id]
+            if page and page[0].trade_id == next_id:
+                attempts = 0  # the limit is on failures in a row, not over a long recovery
             if not page or page[0].trade_id != next_id:
                 attempts += 1  # withheld or not yet visible: retry, then give up
                 if attempts >= BACKFILL_ATTEMPTS:
@@ -280,7 +363,11 @@ class FeaturesRole:
     def _finish_backfill(self, recovered: list[Trade]) -> None:
         assert self._backfill_range is not None
         first_id, last_id = self._backfill_range
-        complete = bool(recovered) and recovered[-1].trade_id == last_id
+        complete = (
+            bool(recovered)
+            and recovered[0].trade_id == first_id
+            and recovered[-1].trade_id == last_id
+        )
         self.metrics.backfilled_trades.inc(len(recovered))
         if not complete:
             self._incomplete_from = self.clock.hold_from_sec
@@ -291,7 +378,7 @@ class FeaturesRole:
         self._backfill = None
         self._backfill_range = None
         self.clock.hold_from_sec = None
-        held, self._held_trades = self._held_trades, []
+        held = self._take_held()
         for trade in recovered:
             self._feed_trade(trade)
         if not complete:
@@ -392,8 +479,16 @@ class FeaturesRole:
                     closed += self.bars.add_quote(event)
         self._last_closed = through
         closed += self.bars.close_through(through)
+        kept_from = through - HISTORY_TTL_S  # older seconds: engine state only, never written
         for bar in closed:
+            engine_sec = self.engine.ts_sec
+            if engine_sec is not None and bar.ts_sec > engine_sec + 1:
+                # The builder left out the middle of a long quiet run (``keep_quiet_s``); the
+                # engine holds only its last 60 s, all quiet, so it continues as if fed them.
+                self.engine.ts_sec = bar.ts_sec - 1
             vector = self.engine.on_bar(bar)
+            if bar.ts_sec <= kept_from:
+                continue
             complete = self._incomplete_from is None or bar.ts_sec < self._incomplete_from
             flags = FeatureFlags(self.book.state is SyncState.SYNCED, complete)
             second = ClosedSecond(bar.ts_sec, vector, flags)
@@ -401,6 +496,12 @@ class FeaturesRole:
             self._history.append(second)
             self._unwritten.append(second)
         self._incomplete_from = None if self._backfill is None else self._incomplete_from
+        if len(self._unwritten) > MAX_UNWRITTEN:
+            dropped = len(self._unwritten) - MAX_UNWRITTEN
+            del self._unwritten[:dropped]
+            self._unwritten_dropped.inc(dropped)
+            self._needs_reanchor = True  # the history holds them; write it whole
+            self._warn("unwritten seconds over the limit; oldest dropped", dropped=dropped)
 
     # -- publishing --------------------------------------------------------------------------
 

@@ -1,0 +1,221 @@
+"""The features role fed from the bus by a writer that lies, against the real parts: a
+private Redis for the hot state and the local exchange (paused) for REST.
+
+The events are written by the test (any writer of the bus streams can be wrong), so each
+lie is exact; the exchange's tape ends at the market's "now" and the live trades continue
+it, as ingest's would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import numpy as np
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from realtime.features.bars import BarBuilder
+from realtime.features.contract import CONTRACT_V1
+from realtime.market.events import Trade
+from realtime.service.features_role import MAX_HELD_TRADES, MAX_UNWRITTEN, FeaturesRole
+from realtime.service.metrics import Metrics
+from realtime.service.settings import RealtimeSettings
+from realtime.sim.exchange import ExchangeConfig, LocalExchange
+from realtime.sim.market_model import MarketModel, MarketParams
+from realtime.state.hot_state import unpack_vector
+from realtime.state.keys import HISTORY_TTL_S
+from realtime.state.writer import HotStateWriter
+
+START_US = 1_767_225_600_000_000
+US = 1_000_000
+DAY_US = 86_400 * US
+N_TRADES = CONTRACT_V1.names.index("n_trades_1s")
+PRICE_E8 = 9_800_000_000_000
+
+
+class World:
+    """The role, the exchange it asks, and the live trades that continue the exchange's tape."""
+
+    def __init__(self, role: FeaturesRole, exchange: LocalExchange) -> None:
+        self.role = role
+        self.exchange = exchange
+        tape = exchange.market.tape.trades()
+        self.next_id = int(tape.trade_id[-1]) + 1
+        self.next_us = (int(tape.time_us[-1]) // US + 1) * US
+        self.fed: dict[int, int] = {}
+        """Trades fed per second."""
+
+    def trade(self, *, trade_id: int | None = None, time_us: int | None = None) -> Trade:
+        trade_id = self.next_id if trade_id is None else trade_id
+        time_us = self.next_us if time_us is None else time_us
+        return Trade(self.exchange.symbol, trade_id, PRICE_E8, 100_000, False, time_us, time_us)
+
+    def live(self, count: int, step_us: int = 250_000) -> list[Trade]:
+        """The next ``count`` real trades, ``step_us`` apart."""
+        trades = []
+        for _ in range(count):
+            trades.append(self.trade())
+            self.fed[self.next_us // US] = self.fed.get(self.next_us // US, 0) + 1
+            self.next_id += 1
+            self.next_us += step_us
+        return trades
+
+    async def apply(self, trades: list[Trade]) -> None:
+        """Apply ``trades`` as one bus read, wait for the quarantine, publish."""
+        self.role.apply_batches([("trade", trades)])
+        await settled(self.role)
+        self.role._collect_tasks()
+        await self.role.publish()
+
+
+async def settled(role: FeaturesRole) -> None:
+    quarantine = getattr(role, "quarantine", None)
+    if quarantine is not None:
+        await asyncio.wait_for(quarantine.drained(), timeout=30)
+
+
+def sample(features: FeaturesRole, name: str, **labels: str) -> float:
+    return features.metrics.registry.get_sample_value(name, labels) or 0.0
+
+
+async def published_trades(client: aioredis.Redis, role: FeaturesRole) -> dict[int, int]:
+    """``n_trades_1s`` of every ``features:{SYM}:{ts}`` in Redis, by second."""
+    prefix = role.keys.features_at(0)[:-1]
+    keys = [key async for key in client.scan_iter(match=prefix + "*", count=1000)]
+    values = await client.mget(keys) if keys else []
+    return {
+        int(key.decode().rsplit(":", 1)[1]): int(unpack_vector(value)[N_TRADES])
+        for key, value in zip(keys, values, strict=True)
+    }
+
+
+@contextlib.asynccontextmanager
+async def world(redis_server, **settings: object) -> AsyncIterator[tuple[World, aioredis.Redis]]:
+    params = MarketParams(seed=21, start_time_us=START_US)
+    config = ExchangeConfig(speed=0, history_s=20, weight_limit=None)
+    async with LocalExchange(MarketModel(params), config) as exchange:
+        client = aioredis.Redis.from_url(redis_server.url)
+        await client.flushall()
+        values: dict[str, object] = {
+            "binance_rest_url": exchange.rest_url,
+            "redis_url": redis_server.url,
+            "symbol": exchange.symbol,
+            "warmup_s": 0,
+        }
+        role = FeaturesRole(RealtimeSettings(**(values | settings)), client, Metrics())  # type: ignore[arg-type]
+        try:
+            yield World(role, exchange), client
+        finally:
+            quarantine = getattr(role, "quarantine", None)
+            if quarantine is not None:
+                await quarantine.close()
+            await role.rest.close()
+            await client.aclose()
+
+
+def fed_and_closed(world: World) -> dict[int, int]:
+    last = world.role._last_closed
+    assert last is not None
+    return {second: n for second, n in world.fed.items() if second <= last}
+
+
+async def test_a_trade_a_day_ahead_is_rejected_and_blocks_nothing(redis_server):
+    """Issue 15, finding 1: one event a day ahead closed 86,398 empty seconds on the loop,
+    and every real trade after it was dropped as late."""
+    async with world(redis_server) as (w, client):
+        await w.apply(w.live(12))
+        lie = w.trade(time_us=w.next_us + DAY_US)  # the next id, stamped a day ahead
+        await w.apply([lie, *w.live(20)])
+        await w.apply(w.live(12))
+        role = w.role
+        assert role.seconds_published + len(role._unwritten) < 20  # no day of empty seconds
+        assert sample(role, "btc_late_events_total") == 0
+        published = await published_trades(client, role)
+        assert published == fed_and_closed(w)  # every real trade in its second, none lost
+        assert max(published) < (w.next_us + DAY_US) // US - 3600
+        assert sample(role, "btc_rejected_input_total", source="bus", kind="time_ahead") == 1
+
+
+async def test_a_trade_id_far_ahead_is_rejected_and_not_adopted(redis_server):
+    """Issue 15, finding 7: the role adopted a lying trade id, then dropped every real trade
+    as already seen (and set out to backfill a trillion ids)."""
+    async with world(redis_server) as (w, client):
+        await w.apply(w.live(12))
+        lie = w.trade(trade_id=w.next_id + 10**12)
+        await w.apply([lie, *w.live(20)])
+        await w.apply(w.live(12))
+        role = w.role
+        assert role._backfill is None
+        assert role._last_trade_id == w.next_id - 1
+        assert sample(role, "btc_backfilled_trades_total") == 0
+        assert await published_trades(client, role) == fed_and_closed(w)
+        assert sample(role, "btc_rejected_input_total", source="bus", kind="id_jump") == 1
+
+
+async def test_a_far_jump_that_got_through_closes_a_bounded_number_of_seconds(redis_server):
+    """Even believed (here: limits wide open), a long jump materialises only what the
+    engine's windows and the hot state's history need, and the vectors equal a full feed."""
+    wide_open = {"max_clock_skew_ms": 10 * DAY_US // 1000}
+    async with world(redis_server, **wide_open) as (w, _):
+        role = w.role
+        reference = FeaturesRole(role.settings, role.client, Metrics(), rest=role.rest)
+        reference.bars = BarBuilder()  # every empty second, one by one
+        jump_s = 2 * HISTORY_TTL_S + 500
+        batches = [w.live(12)]
+        w.next_us += jump_s * US
+        batches.append(w.live(12))
+        for trades in batches:
+            for features in (role, reference):
+                features.apply_batches([("trade", trades)])
+                await settled(features)
+        assert reference.engine.ts_sec == role.engine.ts_sec
+        assert len(role._unwritten) <= HISTORY_TTL_S + 12
+        assert sample(role, "btc_late_events_total") == 0
+        expected = {closed.ts_sec: closed.vector for closed in reference._history}
+        assert [closed.ts_sec for closed in role._history] == list(expected)
+        for closed in role._history:
+            np.testing.assert_array_equal(closed.vector, expected[closed.ts_sec])
+        await reference.quarantine.close()
+
+
+async def test_held_trades_are_bounded_and_the_dropped_ones_come_back_as_a_gap(redis_server):
+    async with world(redis_server) as (w, _):
+        await w.apply(w.live(12))
+        role = w.role
+        w.next_id += 1  # a trade lost on the way: the role holds the rest while it recovers it
+        flood = w.live(MAX_HELD_TRADES + 5, step_us=1)
+        role.apply_batches([("trade", flood)])
+        assert role._backfill is not None
+        assert len(role._held_trades) == MAX_HELD_TRADES
+        assert sample(role, "btc_queue_dropped_total", queue="held_trades") == 5
+        assert sample(role, "btc_queue_depth", queue="held_trades") == MAX_HELD_TRADES
+        async with asyncio.timeout(60):
+            while role._backfill is not None:
+                await asyncio.sleep(0.05)
+                role._collect_tasks()
+        assert role._last_trade_id == flood[MAX_HELD_TRADES].trade_id - 1
+        # The next trade shows the dropped ones as a gap, fetched by id like any other.
+        role.apply_batches([("trade", w.live(1))])
+        assert role._backfill_range == (flood[-5].trade_id, flood[-1].trade_id)
+
+
+async def test_unwritten_seconds_are_bounded_while_redis_is_away(redis_server):
+    """Seconds kept for Redis have a size; past it the next write is a re-anchor of the
+    history, which holds the same seconds."""
+    wide_open = {"max_clock_skew_ms": 10 * DAY_US // 1000}
+    async with world(redis_server, **wide_open) as (w, _):
+        role = w.role
+        away = aioredis.Redis(host="127.0.0.1", port=1, retry=Retry(NoBackoff(), 0))
+        role.writer = HotStateWriter(away, role.keys)
+        for _ in range(8):
+            role.apply_batches([("trade", w.live(60, step_us=US))])
+            await settled(role)
+            await role.publish()
+        assert len(role._unwritten) == MAX_UNWRITTEN
+        assert sample(role, "btc_queue_dropped_total", queue="unwritten_seconds") > 0
+        assert role._needs_reanchor
+        assert sample(role, "btc_redis_errors_total", role="features") == 8
+        await away.aclose()
