@@ -7,7 +7,7 @@
   A key that is absent (Redis restarted, nothing re-anchored yet) is counted apart: that is
   lost state, not a mix.
 * ``Recorder`` keeps everything Redis would forget across a restart: every per-second
-  vector's ``n_trades_1s``, every prediction, every trade gap the service announced.
+  vector's ``n_trades_1s`` (as first seen), every prediction, every trade gap announced.
 * ``tape_counts`` is the exchange's truth: per second, the trade ids it traded (REST
   aggregate trades, which carry their raw id ranges).
 """
@@ -140,7 +140,9 @@ class Recorder:
                     vector = hot_state.unpack_vector(payload)
                 except hot_state.MalformedHotState:
                     continue
-                self.n_trades[second] = round(vector[N_TRADES_1S])
+                # The first value seen is what readers used; a later rewrite (a restarted
+                # process warming up from REST) must not hide what was missing then.
+                self.n_trades.setdefault(second, round(vector[N_TRADES_1S]))
 
     def add_captured_predictions(self, capture_dir: Path, start_us: int, end_us: int) -> int:
         """Predictions the capture holds that Redis never had (made while it was away)."""

@@ -20,9 +20,10 @@ at every poll), trades lost against the exchange's tape (per second, the larger 
 missing from the capture and from the gap events the service announced, and trades missing
 from the published ``n_trades_1s``), mixed hot-state reads seen by a reader polling all run
 long, predictions made (``pred:{SYM}`` and the predictions capture) and the fallback levels.
-A service that is dead, not ready 30 s after the window, or still losing trades (its
-features of 6-16 s ago short of the tape) is restarted before the next fault, so each fault
-is measured on its own; the trades a restart costs count against the fault that caused it.
+A service that is dead, not ready 30 s after the window, or still losing trades after it
+(its features short of the tape in two checks 10 s apart) is restarted before the next
+fault, so each fault is measured on its own; the trades a restart costs count against the
+fault that made it necessary.
 Target: up through all, 0 trades lost, 0 mixed reads.
 
     python bench/chaos.py [--smoke] [--window 12] [--only drop_trades,redis_pause] [--out F]
@@ -111,6 +112,7 @@ class PhaseRecord:
     market_start_us: int
     wall_start_us: int
     counts_start: Counter
+    counters_start: dict[str, float] = field(default_factory=dict)
     polls: int = 0
     unanswered: int = 0
     not_ready: int = 0
@@ -288,7 +290,13 @@ def poll(run: Run, record: PhaseRecord, seconds: float) -> None:
 
 
 def run_phase(run: Run, fault: Fault, window_s: float, settle_s: float) -> PhaseRecord:
-    record = PhaseRecord(fault.name, run.exchange.market_now_us(), now_us(), run.watcher.snapshot())
+    record = PhaseRecord(
+        fault.name,
+        run.exchange.market_now_us(),
+        now_us(),
+        run.watcher.snapshot(),
+        counters(run.service.metrics_text()),
+    )
     try:
         record.notes["injected"] = fault.inject(run)
     except Exception as error:  # a fault the bench could not apply is reported, not fatal
@@ -303,12 +311,29 @@ def run_phase(run: Run, fault: Fault, window_s: float, settle_s: float) -> Phase
             fault.undo(run)
     poll(run, record, settle_s)
     collect(run)
+    after = counters(run.service.metrics_text())
+    record.notes["service_counters"] = {
+        name: round(value - record.counters_start.get(name, 0.0), 3)
+        for name, value in sorted(after.items())
+        if value > record.counters_start.get(name, 0.0)
+    }
     record.ready_at_end = bool((run.service.health() or {}).get("ready"))
     if record.died or not run.service.alive():
         record.died = True
         record.notes["exit_code"] = run.service.exit_code()
         record.notes["last_error"] = run.service.last_error()
     return record
+
+
+def counters(metrics_text: str) -> dict[str, float]:
+    """The service's own counters (``btc_*_total``) from its ``/metrics`` text."""
+    values = {}
+    for line in metrics_text.splitlines():
+        name, _, value = line.rpartition(" ")
+        if line.startswith("btc_") and "_total" in name:
+            with contextlib.suppress(ValueError):
+                values[name] = float(value)
+    return values
 
 
 def collect(run: Run) -> None:
@@ -324,10 +349,15 @@ def recover(run: Run, record: PhaseRecord, settle_s: float) -> None:
         reason = "not ready 30 s after the window"
     else:
         market_now = run.exchange.market_now_us()
-        # Seconds old enough that a lagging (not broken) service has published them.
+        # Seconds old enough that a lagging (not broken) service has published them; a loss
+        # that is still there 10 s later is a poisoned state, not the fault's own seconds.
         lost = recent_features_lost(run, market_now - 16 * US, market_now - 6 * US)
         if lost:
-            reason = f"{lost} trades missing from the features of 6-16 s ago: state poisoned"
+            time.sleep(10.0)
+            market_now = run.exchange.market_now_us()
+            again = recent_features_lost(run, market_now - 16 * US, market_now - 6 * US)
+            if again:
+                reason = f"still losing trades 10 s later ({lost}, then {again}): state poisoned"
     if reason is None:
         return
     record.notes["restarted_after"] = reason
@@ -338,7 +368,8 @@ def recover(run: Run, record: PhaseRecord, settle_s: float) -> None:
 
 
 def recent_features_lost(run: Run, start_us: int, end_us: int) -> int:
-    start_us, end_us = int(start_us) // US * US, int(end_us) // US * US
+    first_us = (run.recorder.first_second or 0) * US  # nothing is read before the first fault
+    start_us, end_us = max(int(start_us) // US * US, first_us), int(end_us) // US * US
     if end_us <= start_us:
         return 0
     collect(run)
