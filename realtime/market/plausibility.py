@@ -30,14 +30,20 @@ module is pure: the caller fetches the evidence and holds the doubted events mea
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from realtime.market.events import BestBidAsk, DepthDiff, DepthSnapshot, Trade, TradeBatch
 
 TRADE_STREAM = "trade"
 """The stream whose ids are trade ids; every other stream carries book update ids."""
+
+
+MAX_FIRST_AGE_US = 86_400_000_000
+"""No real event is a day older than the exchange's clock when it reaches us, whatever the
+replay speed of a local market; a first event that old would anchor the clock in the past."""
 
 
 class Doubt(StrEnum):
@@ -68,6 +74,11 @@ class Verdict(NamedTuple):
 
 ACCEPTED = Verdict(Outcome.ACCEPT)
 REPEATED = Verdict(Outcome.REPEAT)
+FIRST_TIME = Verdict(Outcome.DOUBT, Doubt.FIRST_TIME)
+FIRST_ID = Verdict(Outcome.DOUBT, Doubt.FIRST_ID)
+TIME_AHEAD = Verdict(Outcome.DOUBT, Doubt.TIME_AHEAD)
+TIME_BEHIND = Verdict(Outcome.DOUBT, Doubt.TIME_BEHIND)
+ID_JUMP = Verdict(Outcome.DOUBT, Doubt.ID_JUMP)
 
 
 class EventFacts(NamedTuple):
@@ -80,37 +91,33 @@ class EventFacts(NamedTuple):
     """``None`` for events without a time (REST depth snapshots): only ids are checked."""
 
 
-_STREAM_OF_TYPE: dict[type, str] = {
-    Trade: TRADE_STREAM,
-    TradeBatch: TRADE_STREAM,
-    BestBidAsk: "bestBidAsk",
-    DepthDiff: "depth",
-    DepthSnapshot: "depth20",
+def _facts(*values: object) -> EventFacts:
+    # ``tuple.__new__`` skips the NamedTuple's Python-level ``__new__``: this runs per event.
+    return tuple.__new__(EventFacts, values)  # type: ignore[type-var,return-value]
+
+
+def _trade_batch_facts(batch: TradeBatch) -> EventFacts | None:
+    trades = batch.trades
+    if not trades:
+        return None
+    return _facts(TRADE_STREAM, trades[0].trade_id, trades[-1].trade_id, batch.transact_time_us)
+
+
+_FACTS_OF_TYPE: dict[type, Callable[[Any], EventFacts | None]] = {
+    TradeBatch: _trade_batch_facts,
+    Trade: lambda t: _facts(TRADE_STREAM, t.trade_id, t.trade_id, t.transact_time_us),
+    BestBidAsk: lambda q: _facts("bestBidAsk", q.book_update_id, q.book_update_id, q.event_time_us),
+    DepthDiff: lambda d: _facts("depth", d.first_update_id, d.last_update_id, d.event_time_us),
+    DepthSnapshot: lambda p: _facts("depth20", p.last_update_id, p.last_update_id, p.event_time_us),
 }
-"""The streams as ingest names them (``realtime.ingest.dedup.STREAMS``)."""
+"""Per event type; the stream names are ingest's (``realtime.ingest.dedup.STREAMS``)."""
 
 
 def facts_of(
     event: Trade | TradeBatch | BestBidAsk | DepthDiff | DepthSnapshot,
 ) -> EventFacts | None:
     """The facts the policy judges; ``None`` for an empty trade batch (nothing to judge)."""
-    kind = type(event)
-    stream = _STREAM_OF_TYPE[kind]
-    if kind is TradeBatch:
-        trades = event.trades  # type: ignore[union-attr]
-        if not trades:
-            return None
-        return EventFacts(stream, trades[0].trade_id, trades[-1].trade_id, event.transact_time_us)  # type: ignore[union-attr]
-    if kind is Trade:
-        trade_id = event.trade_id  # type: ignore[union-attr]
-        return EventFacts(stream, trade_id, trade_id, event.transact_time_us)  # type: ignore[union-attr]
-    if kind is BestBidAsk:
-        update_id = event.book_update_id  # type: ignore[union-attr]
-        return EventFacts(stream, update_id, update_id, event.event_time_us)
-    if kind is DepthDiff:
-        return EventFacts(stream, event.first_update_id, event.last_update_id, event.event_time_us)  # type: ignore[union-attr]
-    update_id = event.last_update_id  # type: ignore[union-attr]
-    return EventFacts(stream, update_id, update_id, event.event_time_us)
+    return _FACTS_OF_TYPE[type(event)](event)
 
 
 class ImplausibleEvent(Exception):
@@ -153,6 +160,9 @@ class Plausibility:
         self._newest_wall_us = 0
         self._stream_newest_us: dict[str, int] = {}
         self._last_id: dict[str, int] = {}
+        self._max_ahead_us = limits.max_ahead_us
+        self._max_behind_us = limits.max_behind_us
+        self._max_id_jump = limits.max_id_jump
 
     def last_id(self, stream: str) -> int | None:
         return self._last_id.get(stream)
@@ -160,25 +170,32 @@ class Plausibility:
     def check(self, facts: EventFacts, wall_us: int) -> Verdict:
         """Accept (and remember), call a repeat, or doubt one event seen at ``wall_us``."""
         stream, first_id, last_id, time_us = facts
-        last = self._last_id.get(stream)
+        last_ids = self._last_id
+        last = last_ids.get(stream)
         if last is not None and last_id <= last:
             return REPEATED
-        limits = self.limits
         if time_us is not None:
             newest = self.newest_us
             if newest is None:
-                return Verdict(Outcome.DOUBT, Doubt.FIRST_TIME)
-            elapsed_us = max(0, wall_us - self._newest_wall_us)
-            if time_us > newest + elapsed_us + limits.max_ahead_us:
-                return Verdict(Outcome.DOUBT, Doubt.TIME_AHEAD)
+                return FIRST_TIME
+            elapsed_us = wall_us - self._newest_wall_us
+            if time_us > newest + (elapsed_us if elapsed_us > 0 else 0) + self._max_ahead_us:
+                return TIME_AHEAD
             stream_newest = self._stream_newest_us.get(stream)
-            if stream_newest is not None and time_us < stream_newest - limits.max_behind_us:
-                return Verdict(Outcome.DOUBT, Doubt.TIME_BEHIND)
+            if stream_newest is not None and time_us < stream_newest - self._max_behind_us:
+                return TIME_BEHIND
         if last is None:
-            return Verdict(Outcome.DOUBT, Doubt.FIRST_ID)
-        if first_id > last + limits.max_id_jump:
-            return Verdict(Outcome.DOUBT, Doubt.ID_JUMP)
-        self._accept(facts, wall_us)
+            return FIRST_ID
+        if first_id > last + self._max_id_jump:
+            return ID_JUMP
+        # Accepted: this runs for every event, hence inline.
+        last_ids[stream] = last_id
+        if time_us is not None:
+            if time_us > newest:  # type: ignore[operator]  # set above whenever time_us is
+                self.newest_us = time_us
+                self._newest_wall_us = wall_us
+            if stream_newest is None or time_us > stream_newest:
+                self._stream_newest_us[stream] = time_us
         return ACCEPTED
 
     def believes(self, doubt: Doubt, facts: EventFacts, evidence: int) -> bool:
@@ -186,14 +203,20 @@ class Plausibility:
 
         ``evidence`` was fetched after the event arrived: for times the server time (µs),
         for ids the exchange's latest id of the stream's sequence. A real event is at or
-        before it, and not older than the limits allow.
+        before it. How far before is not bounded tightly: a consumer may lag the exchange
+        (a replay at unlimited speed, a backlog on the bus), so an old time is believed only
+        where the reference it was doubted against was itself beyond the server's clock.
         """
         limits = self.limits
         if doubt.about_time:
-            assert facts.time_us is not None
-            return (
-                evidence - limits.max_behind_us <= facts.time_us <= evidence + limits.max_ahead_us
-            )
+            time_us = facts.time_us
+            assert time_us is not None
+            if not evidence - MAX_FIRST_AGE_US <= time_us <= evidence + limits.max_ahead_us:
+                return False
+            if doubt is Doubt.TIME_BEHIND:
+                newest = self._stream_newest_us.get(facts.stream)
+                return newest is not None and newest > evidence + limits.max_ahead_us
+            return True
         # REST may trail the stream by a few events; a corrupted id is far beyond that.
         slack = limits.max_id_jump // 100
         return evidence - limits.max_id_jump <= facts.first_id <= evidence + slack
@@ -227,14 +250,3 @@ class Plausibility:
         if doubt is Doubt.FIRST_ID:
             return Doubt.ID_JUMP
         return doubt
-
-    def _accept(self, facts: EventFacts, wall_us: int) -> None:
-        self._last_id[facts.stream] = facts.last_id
-        time_us = facts.time_us
-        if time_us is None:
-            return
-        if self.newest_us is None or time_us > self.newest_us:
-            self.newest_us = time_us
-            self._newest_wall_us = wall_us
-        if time_us > self._stream_newest_us.get(facts.stream, time_us - 1):
-            self._stream_newest_us[facts.stream] = time_us

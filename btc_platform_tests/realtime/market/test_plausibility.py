@@ -162,3 +162,22 @@ def test_one_lie_is_doubted_and_never_changes_the_verdict_on_the_real_events(cas
         assert lied.check(facts, wall_us) == honest.check(facts, wall_us) == ACCEPTED
     assert lied.newest_us == honest.newest_us
     assert lied.last_id("trade") == honest.last_id("trade")
+
+
+def test_a_consumer_lagging_the_exchange_is_believed_at_its_first_event():
+    # A replay at unlimited speed: the bus is read hours of market time behind the server.
+    policy = Plausibility(LIMITS)
+    first = trade(FIRST_ID, EXCHANGE_US)
+    policy.settle(Doubt.FIRST_TIME, first, EXCHANGE_US + 3 * 3_600_000_000, WALL_US)
+    assert policy.newest_us == EXCHANGE_US
+
+
+def test_an_anchor_beyond_the_servers_clock_is_corrected_by_the_next_real_event():
+    policy = anchored()
+    # Believed once on a wrong word (it cannot happen with one exchange; here by force).
+    policy.believe(Doubt.TIME_AHEAD, trade(FIRST_ID + 1, EXCHANGE_US + DAY_US), WALL_US)
+    real = trade(FIRST_ID + 1, EXCHANGE_US + 1000)
+    assert policy.check(real, WALL_US).doubt is Doubt.TIME_BEHIND
+    policy.settle(Doubt.TIME_BEHIND, real, EXCHANGE_US + 2000, WALL_US)
+    assert policy.check(real, WALL_US) == ACCEPTED
+    assert policy.newest_us == EXCHANGE_US + 1000
