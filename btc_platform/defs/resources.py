@@ -23,6 +23,7 @@ from btc_platform.settings import LakehouseSettings
 from realtime.binance.archive import ArchiveClient
 from realtime.binance.rate_budget import RateBudget
 from realtime.binance.rest import BinanceRestClient
+from realtime.state.redis_connection import RedisConnection
 
 REDIS_TIMEOUT_S = 10.0
 """Connect and per-command timeout of the lake's Redis client."""
@@ -156,10 +157,16 @@ class RedisResource(dg.ConfigurableResource):
 
     url: str | None = None
 
+    def connection(self, settings: LakehouseSettings | None = None) -> RedisConnection:
+        """The URL (this resource's, else the settings'), password and TLS trust."""
+        settings = settings or LakehouseSettings()
+        if self.url is not None:
+            settings = settings.model_copy(update={"redis_url": self.url})
+        return settings.redis_connection()
+
     def client(self) -> redis.Redis:
         """A client whose calls fail within seconds (a sensor tick must not hang on Redis)."""
-        given = {"redis_url": self.url} if self.url is not None else {}
-        connection = LakehouseSettings(**given).redis_connection()
+        connection = self.connection()
         return redis.Redis.from_url(
             connection.url,
             socket_timeout=REDIS_TIMEOUT_S,

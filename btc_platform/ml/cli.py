@@ -38,7 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         store = ModelStore.open(settings.model_store_location)
         catalog = open_catalog(settings)
-        with ProductionKey.from_url(settings.redis_url) as production_key:
+        with ProductionKey.connect(settings.redis_connection()) as production_key:
             if arguments.command == "status":
                 print(json.dumps(_status(store, catalog, production_key, symbol), indent=2))
                 return 0

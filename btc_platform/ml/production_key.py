@@ -19,6 +19,7 @@ from redis.retry import Retry
 
 from realtime.inference.pointer import ModelPointer
 from realtime.state.keys import Keys
+from realtime.state.redis_connection import RedisConnection
 
 TIMEOUT_S = 2.0
 """Connect and socket timeout of each call; a healthy Redis answers in well under 1 ms."""
@@ -46,17 +47,18 @@ class ProductionKey:
         self._client = client
 
     @classmethod
-    def from_url(cls, url: str, *, timeout_s: float = TIMEOUT_S) -> Self:
-        """A client of ``url`` (``redis://`` or ``rediss://``, credentials in it) with timeouts.
+    def connect(cls, connection: RedisConnection, *, timeout_s: float = TIMEOUT_S) -> Self:
+        """A client of ``connection`` (URL, password, TLS trust) whose calls are bounded.
 
         No retries: the copy is best-effort and the caller moves on, so a retry would only
         lengthen the wait on a Redis that is down.
         """
         client = redis.Redis.from_url(
-            url,
+            connection.url,
             socket_timeout=timeout_s,
             socket_connect_timeout=timeout_s,
             retry=Retry(NoBackoff(), 0),
+            **connection.options(),
         )
         return cls(client)
 

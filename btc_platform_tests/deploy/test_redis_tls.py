@@ -98,6 +98,20 @@ def test_the_lake_client_connects_with_the_settings_password_and_ca(prod_environ
         client.close()
 
 
+def test_btc_models_copies_the_production_version_with_the_password_and_ca(prod_environment):
+    pytest.importorskip("dagster", reason="the batch extra is not installed")
+    from btc_platform.ml.production_key import ProductionKey
+    from btc_platform.settings import LakehouseSettings
+    from realtime.inference.pointer import ModelPointer
+
+    settings = LakehouseSettings()
+    pointer = ModelPointer(settings.symbol, production="v-tls")
+    with ProductionKey.connect(settings.redis_connection()) as production_key:
+        copied = production_key.publish(pointer)
+        assert copied.synced, copied.problem
+        assert production_key.read(settings.symbol) == "v-tls"
+
+
 async def test_a_wrong_password_is_an_authentication_error_naming_no_password(
     prod_environment, monkeypatch
 ):

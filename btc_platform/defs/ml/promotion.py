@@ -12,10 +12,10 @@ from btc_platform.ml.serving import Moved
 def production_key(redis: RedisResource, lakehouse: LakehouseResource) -> ProductionKey:
     """The Redis copy of the production version, every call bounded by timeouts.
 
-    Built from the URL rather than ``redis.client()``: that client has no timeouts, and a
+    Its own client rather than ``redis.client()``: no retries and short timeouts, since a
     paused Redis must not hold a promotion or a rollback.
     """
-    return ProductionKey.from_url(redis.url or lakehouse.settings().redis_url)
+    return ProductionKey.connect(redis.connection(lakehouse.settings()))
 
 
 def reported(context: dg.OpExecutionContext, moved: Moved) -> dict[str, object]:

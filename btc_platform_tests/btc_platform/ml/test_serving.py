@@ -21,6 +21,7 @@ from btc_platform.settings import LakehouseSettings
 from btc_platform_tests.btc_platform.ml.registered import NOW, SYMBOL, register, stages
 from btc_platform_tests.support.redis_server import RedisServer, free_port
 from realtime.state.keys import Keys
+from realtime.state.redis_connection import RedisConnection
 
 KEY = Keys(SYMBOL).model_current
 SHORT_TIMEOUT_S = 0.5
@@ -111,7 +112,9 @@ def test_a_version_at_a_stage_is_never_moved_past_the_stage_asked_for(world, tmp
 def test_redis_down_is_reported_and_the_promotion_stands(world, tmp_path):
     catalog, store, key = world
     register(catalog, store, tmp_path / "bundles", "v1", promotable=True)
-    down = ProductionKey.from_url(f"redis://127.0.0.1:{free_port()}/0", timeout_s=SHORT_TIMEOUT_S)
+    down = ProductionKey.connect(
+        RedisConnection(f"redis://127.0.0.1:{free_port()}/0"), timeout_s=SHORT_TIMEOUT_S
+    )
     moved = promote(store, catalog, down, SYMBOL, "v1", now=NOW)
     assert not moved.redis.synced
     assert "ConnectionError" in moved.redis.problem
@@ -128,7 +131,9 @@ def test_redis_paused_is_reported_and_the_rollback_stands(world, tmp_path, pause
     for version in ("v1", "v2"):
         register(catalog, store, tmp_path / "bundles", version, promotable=True)
         promote(store, catalog, key, SYMBOL, version, now=NOW)
-    with ProductionKey.from_url(paused_redis.url, timeout_s=SHORT_TIMEOUT_S) as paused:
+    with ProductionKey.connect(
+        RedisConnection(paused_redis.url), timeout_s=SHORT_TIMEOUT_S
+    ) as paused:
         moved = roll_back(store, catalog, paused, SYMBOL, now=NOW)
     assert not moved.redis.synced
     assert "Timeout" in moved.redis.problem
