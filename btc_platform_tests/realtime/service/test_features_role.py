@@ -22,6 +22,7 @@ from realtime.features.contract import CONTRACT_V1
 from realtime.market.events import Trade
 from realtime.service.features_role import MAX_HELD_TRADES, MAX_UNWRITTEN, FeaturesRole
 from realtime.service.metrics import Metrics
+from realtime.service.quarantine import QUARANTINE_CAPACITY
 from realtime.service.settings import RealtimeSettings
 from realtime.sim.exchange import ExchangeConfig, LocalExchange
 from realtime.sim.market_model import MarketModel, MarketParams
@@ -219,3 +220,15 @@ async def test_unwritten_seconds_are_bounded_while_redis_is_away(redis_server):
         assert role._needs_reanchor
         assert sample(role, "btc_redis_errors_total", role="features") == 8
         await away.aclose()
+
+
+async def test_doubted_events_wait_for_rest_in_a_bounded_quarantine(redis_server):
+    """With REST unreachable nothing doubted is believed, and the held events have a size."""
+    async with world(redis_server, binance_rest_url="http://127.0.0.1:1") as (w, _):
+        role = w.role
+        role.apply_batches([("trade", w.live(QUARANTINE_CAPACITY + 5, step_us=1))])
+        assert role.quarantine.pending == QUARANTINE_CAPACITY
+        assert sample(role, "btc_queue_dropped_total", queue="bus_quarantine") == 5
+        assert sample(role, "btc_queue_depth", queue="bus_quarantine") == QUARANTINE_CAPACITY
+        assert role.clock.newest_us is None  # nothing believed, nothing applied
+        assert role.plausibility.newest_us is None
