@@ -392,6 +392,7 @@ def evaluate(run: Run, records: list[PhaseRecord]) -> list[dict]:
     for record in records:
         seconds = range(record.market_start_us // US, record.market_end_us // US)
         lost = features_lost = record_lost = doubled = no_vector = 0
+        unrecorded: list[int] = []
         for second in seconds:
             ids = tape.get(second, [])
             published = run.recorder.n_trades.get(second)
@@ -399,9 +400,9 @@ def evaluate(run: Run, records: list[PhaseRecord]) -> list[dict]:
                 no_vector += 1
             missing_features = max(0, len(ids) - (published or 0))
             doubled += max(0, (published or 0) - len(ids))
-            missing_record = sum(
-                1 for i in ids if i not in captured and not run.recorder.announced(i)
-            )
+            missing = [i for i in ids if i not in captured and not run.recorder.announced(i)]
+            missing_record = len(missing)
+            unrecorded += missing[: 10 - len(unrecorded)]
             features_lost += missing_features
             record_lost += missing_record
             lost += max(missing_features, missing_record)
@@ -427,6 +428,7 @@ def evaluate(run: Run, records: list[PhaseRecord]) -> list[dict]:
                     "tape_trades": sum(len(tape.get(s, [])) for s in seconds),
                     "trades_missing_from_features": features_lost,
                     "trades_missing_from_capture_and_gap_events": record_lost,
+                    "unrecorded_trade_ids_sample": unrecorded,
                     "trades_counted_twice": doubled,
                     "seconds_without_vector": no_vector,
                     "healthz_polls": record.polls,
