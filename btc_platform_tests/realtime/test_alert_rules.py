@@ -132,7 +132,7 @@ def test_prometheus_scrapes_the_service_and_loads_the_rules():
 def test_promtool_accepts_the_rules_and_the_config():
     promtool = shutil.which("promtool")
     if promtool is None:
-        pytest.skip("promtool is not on PATH")
+        pytest.skip("promtool is not on PATH (Debian package prometheus)")
     for command in (["check", "rules", str(ALERTS)], ["check", "config", str(CONFIG)]):
         result = subprocess.run([promtool, *command], capture_output=True, text=True)
         assert result.returncode == 0, result.stdout + result.stderr
