@@ -95,6 +95,8 @@ class StreamHub:
         self.frames_sent = 0
         self.connections_opened = 0
         self.closed_reasons: dict[str, int] = {}
+        self.pings_sent = 0
+        self.pongs_received = 0
         self._subscriber_event = asyncio.Event()
 
     # -- fan-out -------------------------------------------------------------------------------
@@ -228,6 +230,7 @@ class StreamHub:
                 await ws.pong(message.data)
             elif message.type is aiohttp.WSMsgType.PONG:
                 connection.last_pong_at = self.clock.monotonic()
+                self.pongs_received += 1
             elif message.type is aiohttp.WSMsgType.BINARY:
                 connection.queue.put_nowait(
                     json.dumps({"code": 3, "msg": "Invalid JSON: binary frames are not requests"})
@@ -314,6 +317,7 @@ class StreamHub:
             if self.clock.monotonic() - connection.opened_at < rules.max_lifetime_s:
                 with contextlib.suppress(ConnectionResetError, RuntimeError):
                     await connection.ws.ping(b"")
+                    self.pings_sent += 1
 
     def _close(self, connection: StreamConnection, reason: str, *, abort: bool = False) -> None:
         if connection.closed_reason is not None:
