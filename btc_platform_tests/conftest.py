@@ -7,10 +7,19 @@ from pathlib import Path
 
 import pytest
 import redis
+from hypothesis import HealthCheck, settings
 
 from btc_platform_tests.support.redis_server import RedisServer
 
 FIXTURES = Path(__file__).parent / "fixtures"
+
+# Hypothesis fails an example that takes over 200 ms (``deadline``) or data that is slow to
+# generate (``too_slow``): both measure the machine, not the code, and a loaded CI runner
+# trips them. Property tests assert properties; speed lives in bench/.
+settings.register_profile(
+    "btc_platform", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile("btc_platform")
 
 
 @pytest.fixture(scope="session")
