@@ -55,6 +55,46 @@ def empty_bar(ts_sec: int) -> Bar:
     return Bar(ts_sec, 0, 0, 0, 0, NONE, NONE, 0, NONE, NONE, NONE, NONE, NONE, NONE, NONE)
 
 
+def merge_agg_trade(bar: Bar, agg: AggTrade) -> Bar:
+    """``bar`` with ``agg`` folded in, as ``BarBuilder`` builds it from the same aggregate
+    trades fed in trade-id order (a trade that arrived after its second closed).
+
+    Sums, counts and the largest size do not depend on order; the first and last price, id
+    and time follow the ids. Raises ``ValueError`` for a trade of another second or one
+    whose ids the bar already holds, since folding it would count trades twice.
+    """
+    if agg.transact_time_us // US_PER_SECOND != bar.ts_sec:
+        raise ValueError(f"trade at {agg.transact_time_us} µs is not in second {bar.ts_sec}")
+    fills = agg.last_trade_id - agg.first_trade_id + 1
+    if fills < 1:
+        raise ValueError(f"trade ids {agg.first_trade_id}..{agg.last_trade_id} are empty")
+    empty = bar.n_trades == 0
+    before = empty or agg.last_trade_id < bar.first_trade_id
+    after = empty or agg.first_trade_id > bar.last_trade_id
+    if not (before or after):
+        # Between the bar's first and last ids only if the bar has a hole of that size there.
+        span = bar.last_trade_id - bar.first_trade_id + 1
+        inside = bar.first_trade_id < agg.first_trade_id and agg.last_trade_id < bar.last_trade_id
+        if not inside or bar.n_trades + fills > span:
+            raise ValueError(
+                f"trade ids {agg.first_trade_id}..{agg.last_trade_id} are already in "
+                f"second {bar.ts_sec} ({bar.first_trade_id}..{bar.last_trade_id})"
+            )
+    buy = 0 if agg.is_buyer_maker else agg.qty_e8
+    return bar._replace(
+        n_trades=bar.n_trades + fills,
+        buy_qty_e8=bar.buy_qty_e8 + buy,
+        sell_qty_e8=bar.sell_qty_e8 + agg.qty_e8 - buy,
+        notional_e16=bar.notional_e16 + agg.price_e8 * agg.qty_e8,
+        first_price_e8=agg.price_e8 if before else bar.first_price_e8,
+        first_trade_id=agg.first_trade_id if before else bar.first_trade_id,
+        last_price_e8=agg.price_e8 if after else bar.last_price_e8,
+        last_trade_id=agg.last_trade_id if after else bar.last_trade_id,
+        last_trade_time_us=agg.transact_time_us if after else bar.last_trade_time_us,
+        max_qty_e8=max(bar.max_qty_e8, agg.qty_e8),
+    )
+
+
 class BarBuilder:
     """Builds bars from live events in arrival order; a second closes when a later one starts.
 

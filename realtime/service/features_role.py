@@ -21,6 +21,9 @@ A second closes once a later trade has arrived and every stream has moved
 goes through the one feature engine (contract v1), and the hot state is written in one
 transaction. After a gap, once the book is resynced and the
 trades are recovered, the whole state is swapped in with one re-anchor (``state.writer``).
+A trade that still arrives after its second closed (a stalled stream catching up, trades
+recovered after a reconnect) is folded into that second if it is within the last five
+minutes, and the vectors from it on are recomputed and re-anchored (``features.correction``).
 When Redis is unreachable the role keeps computing and keeps the last five minutes of
 vectors; the first write after Redis returns is a re-anchor of all of them.
 
@@ -49,7 +52,7 @@ from realtime.binance.rest import AggTradePager, BinanceRestClient
 from realtime.bus.codec import BusEvent
 from realtime.bus.reader import BusReader
 from realtime.features.bars import US_PER_SECOND, Bar, BarBuilder
-from realtime.features.engine import LiveFeatureEngine
+from realtime.features.correction import LateTradeCorrector
 from realtime.features.fills import FillAggregator
 from realtime.features.watermark import SecondClock
 from realtime.ingest.frames import WarningThrottle
@@ -133,7 +136,7 @@ class FeaturesRole:
         self.book = BookSynchroniser(self.symbol)
         self.fills = FillAggregator()
         self.bars = BarBuilder(keep_quiet_s=HISTORY_TTL_S)
-        self.engine = LiveFeatureEngine()
+        self.features = LateTradeCorrector()
         self.clock = SecondClock(settings.close_grace_ms * 1000)
         self._staged: dict[int, list[BarEvent]] = {}
         self._last_closed: int | None = None
@@ -146,7 +149,6 @@ class FeaturesRole:
         self._snapshot: asyncio.Task[DepthSnapshot] | None = None
         self._snapshot_failures = 0
         self._snapshot_paused_until = 0.0
-        self._recent_bars: deque[Bar] = deque(maxlen=5)
         self._history: deque[ClosedSecond] = deque(maxlen=HISTORY_TTL_S)
         self._unwritten: list[ClosedSecond] = []
         self._gap_started: float | None = None
@@ -154,6 +156,8 @@ class FeaturesRole:
         self._warming = settings.warmup_s > 0
         self._warmup: asyncio.Task[list[AggTrade]] | None = None
         self._needs_reanchor = False
+        self._corrected_from: int | None = None
+        """The oldest published second a late trade changed, until a re-anchor writes it."""
         self._book_dirty = True
         self._book_written_s = 0.0
         self.seconds_published = 0
@@ -457,9 +461,20 @@ class FeaturesRole:
     def _stage(self, time_us: int, event: BarEvent) -> None:
         second = time_us // US_PER_SECOND
         if self._last_closed is not None and second <= self._last_closed:
-            self.metrics.late_events.inc()
+            self._late(event)
             return
         self._staged.setdefault(second, []).append(event)
+
+    def _late(self, event: BarEvent) -> None:
+        """An event for a second already closed: a trade corrects it (``features.correction``)
+        if it is within the horizon; a best bid/ask is dropped, as the next one supersedes it."""
+        if type(event) is AggTrade:
+            try:
+                if self.features.fold(event):
+                    return
+            except ValueError as error:  # ids the second holds: counting them again is wrong
+                self._warn("late trade already in its second", error=str(error))
+        self.metrics.late_events.inc()
 
     def _close_ready(self) -> None:
         if self._warming:
@@ -471,28 +486,24 @@ class FeaturesRole:
         if done is not None:
             self._stage(done.transact_time_us, done)
         closed: list[Bar] = []
+        tails: dict[int, AggTrade] = {}
         for second in sorted(s for s in self._staged if s <= through):
             for event in self._staged.pop(second):
                 if isinstance(event, AggTrade):
                     closed += self.bars.add_agg_trade(event)
+                    tails[second] = event  # staged in id order: the last is the highest
                 else:
                     closed += self.bars.add_quote(event)
         self._last_closed = through
         closed += self.bars.close_through(through)
         kept_from = through - HISTORY_TTL_S  # older seconds: engine state only, never written
         for bar in closed:
-            engine_sec = self.engine.ts_sec
-            if engine_sec is not None and bar.ts_sec > engine_sec + 1:
-                # The builder left out the middle of a long quiet run (``keep_quiet_s``); the
-                # engine holds only its last 60 s, all quiet, so it continues as if fed them.
-                self.engine.ts_sec = bar.ts_sec - 1
-            vector = self.engine.on_bar(bar)
+            vector = self.features.close(bar, tails.get(bar.ts_sec))
             if bar.ts_sec <= kept_from:
                 continue
             complete = self._incomplete_from is None or bar.ts_sec < self._incomplete_from
             flags = FeatureFlags(self.book.state is SyncState.SYNCED, complete)
             second = ClosedSecond(bar.ts_sec, vector, flags)
-            self._recent_bars.append(bar)
             self._history.append(second)
             self._unwritten.append(second)
         self._incomplete_from = None if self._backfill is None else self._incomplete_from
@@ -509,7 +520,7 @@ class FeaturesRole:
         synced = self.book.state is SyncState.SYNCED
         return HotState(
             seconds=seconds,
-            recent_bars=list(self._recent_bars),
+            recent_bars=self.features.recent_bars(5),
             book=self.book.book,
             book_valid=synced,
             exchange_time_us=self.clock.newest_us or 0,
@@ -521,11 +532,14 @@ class FeaturesRole:
         return self._backfill is not None or self.book.state is not SyncState.SYNCED
 
     async def publish(self) -> None:
-        if not self._unwritten and not self._book_dirty:
+        self._apply_corrections()
+        corrected_from = self._corrected_from
+        if not self._unwritten and not self._book_dirty and corrected_from is None:
             return
         if (
             not self._unwritten
             and not self._needs_reanchor
+            and corrected_from is None
             and time.monotonic() - self._book_written_s < BOOK_WRITE_INTERVAL_S
         ):
             return  # the book alone changed: ob:{SYM} is refreshed at most 10 times a second
@@ -533,6 +547,16 @@ class FeaturesRole:
             if self._needs_reanchor and not self.recovering and self._history:
                 await self.writer.reanchor(self._state(list(self._history)))
                 self._finish_reanchor()
+                self._corrected_from = None
+            elif corrected_from is not None:
+                # Corrected seconds were published: swap them in with everything after them
+                # at once. It does not wait for a recovery: the book's state is written as
+                # it is, as by any write, and the recovery's own re-anchor still follows.
+                seconds = [closed for closed in self._history if closed.ts_sec >= corrected_from]
+                await self.writer.reanchor(self._state(seconds))
+                self._corrected_from = None
+                self.reanchors += 1
+                self.metrics.reanchors.inc()
             elif self._unwritten or self._book_dirty:
                 await self.writer.write(self._state(self._unwritten))
         except ReanchorBusy:
@@ -551,6 +575,35 @@ class FeaturesRole:
         self._unwritten = []
         self._book_dirty = False
         self.metrics.book_valid.set(1 if self.book.state is SyncState.SYNCED else 0)
+
+    def _apply_corrections(self) -> None:
+        """Recompute the seconds late trades changed (once for all folded since the last
+        write) and swap them in: in place where unwritten, else by the next re-anchor, so
+        readers see the corrected history whole, never a mix with the one it replaces."""
+        corrected = self.features.recompute()
+        if not corrected:
+            return
+        vectors = {second.ts_sec: second.vector for second in corrected}
+        unwritten = self._unwritten
+        for index in range(len(unwritten)):
+            vector = vectors.get(unwritten[index].ts_sec)
+            if vector is not None:
+                unwritten[index] = unwritten[index]._replace(vector=vector)
+        history = self._history
+        for index in range(len(history)):
+            vector = vectors.get(history[index].ts_sec)
+            if vector is not None:
+                history[index] = history[index]._replace(vector=vector)
+        published = vectors.keys() - {closed.ts_sec for closed in unwritten}
+        if published:
+            oldest = min(published)
+            if self._corrected_from is None or oldest < self._corrected_from:
+                self._corrected_from = oldest
+        self.metrics.seconds_corrected.inc(len(corrected))
+        log.info(
+            "late trades folded into closed seconds",
+            extra={"first_sec": corrected[0].ts_sec, "seconds": len(corrected)},
+        )
 
     def _finish_reanchor(self) -> None:
         self.reanchors += 1

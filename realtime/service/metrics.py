@@ -79,6 +79,11 @@ class Metrics:
             "btc_late_events_total", "Events for a second already published (not applied)",
             registry=registry,
         )  # fmt: skip
+        self.seconds_corrected = Counter(
+            "btc_feature_seconds_corrected_total",
+            "Per-second feature vectors recomputed after a late trade was folded into its second",
+            registry=registry,
+        )  # fmt: skip
         self.backfilled_trades = Counter(
             "btc_backfilled_trades_total", "Trades recovered by id over REST after a gap",
             registry=registry,

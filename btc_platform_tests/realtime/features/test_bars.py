@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from btc_platform_tests.realtime.features.streams import (
     START_US,
@@ -10,9 +12,9 @@ from btc_platform_tests.realtime.features.streams import (
     trade_rows,
     trades_table,
 )
-from realtime.features.bars import NONE, Bar, BarBuilder, bars_from_tables
+from realtime.features.bars import NONE, Bar, BarBuilder, bars_from_tables, merge_agg_trade
 from realtime.features.replay import live_features
-from realtime.market.events import BestBidAsk, Trade
+from realtime.market.events import AggTrade, BestBidAsk, Trade
 from realtime.sim.synthetic_trades import synthetic_trades
 
 SECOND = START_US // 1_000_000
@@ -111,3 +113,69 @@ def test_an_explicit_range_includes_leading_and_trailing_empty_seconds():
     bars = bars_from_tables(table, start_sec=SECOND, end_sec=SECOND + 4)
     assert bars.n_trades.tolist() == [0, 0, 1, 0, 0]
     assert bars.last_price_e8.tolist() == [NONE, NONE, 10**8, NONE, NONE]
+
+
+# -- a late aggregate trade merged into its closed second -------------------------------------
+
+_AGG_STEPS = st.lists(
+    st.tuples(
+        st.integers(min_value=1, max_value=3),  # ids from the previous aggregate's last
+        st.integers(min_value=1, max_value=4),  # fills in it
+        st.integers(min_value=0, max_value=200_000),  # µs after the previous one
+        st.integers(min_value=-2, max_value=2),  # price ticks
+        st.integers(min_value=1, max_value=5 * 10**8),
+        st.booleans(),
+    ),
+    min_size=1,
+    max_size=25,
+)
+
+
+def aggs_of_one_second(steps: list[tuple[int, int, int, int, int, bool]]) -> list[AggTrade]:
+    """Aggregate trades of second ``SECOND`` in id (and time) order; ids may have holes."""
+    aggs, last_id, time_us, price = [], 0, START_US, 98_000 * 10**8
+    for skip, fills, gap_us, ticks, qty, maker in steps:
+        time_us = min(time_us + gap_us, START_US + 999_999)
+        price += ticks * 10**6
+        first_id = last_id + skip
+        last_id = first_id + fills - 1
+        aggs.append(AggTrade("BTCUSDT", -1, price, qty, first_id, last_id, time_us, maker))
+    return aggs
+
+
+@given(_AGG_STEPS, st.data())
+def test_a_merged_late_trade_gives_the_bar_fed_in_id_order(steps, data):
+    """Whatever came in time and in whatever order the rest comes late, the merged bar is
+    the one ``BarBuilder`` makes from all of them in id order."""
+    aggs = aggs_of_one_second(steps)
+    late = data.draw(st.sets(st.sampled_from(range(len(aggs)))), label="late")
+    order = data.draw(st.permutations(sorted(late)), label="late order")
+    quote = BestBidAsk("BTCUSDT", START_US + 5, 1, 97_999 * 10**8, 7, 98_001 * 10**8, 9)
+
+    def built(fed: list[AggTrade]) -> Bar:
+        builder = BarBuilder()
+        builder.add_quote(quote)
+        for agg in fed:
+            builder.add_agg_trade(agg)
+        return builder.close_through(SECOND)[0]
+
+    bar = built([agg for index, agg in enumerate(aggs) if index not in late])
+    for index in order:
+        bar = merge_agg_trade(bar, aggs[index])
+    assert bar == built(aggs)
+
+
+def test_a_merge_refuses_ids_the_bar_holds_and_trades_of_another_second():
+    aggs = aggs_of_one_second([(1, 2, 10, 0, 10**8, False), (1, 1, 10, 1, 10**8, True)])
+    builder = BarBuilder()
+    for agg in aggs:
+        builder.add_agg_trade(agg)
+    bar = builder.close_through(SECOND)[0]
+    for again in (aggs[0], aggs[1], aggs[0]._replace(last_trade_id=5)):
+        with pytest.raises(ValueError, match="already in"):
+            merge_agg_trade(bar, again)
+    next_second = aggs[1]._replace(
+        first_trade_id=9, last_trade_id=9, transact_time_us=START_US + 10**6
+    )
+    with pytest.raises(ValueError, match="not in second"):
+        merge_agg_trade(bar, next_second)

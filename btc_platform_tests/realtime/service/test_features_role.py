@@ -19,7 +19,7 @@ from redis.backoff import NoBackoff
 
 from realtime.features.bars import BarBuilder
 from realtime.features.contract import CONTRACT_V1
-from realtime.market.events import Trade
+from realtime.market.events import BestBidAsk, Trade
 from realtime.service.features_role import MAX_HELD_TRADES, MAX_UNWRITTEN, FeaturesRole
 from realtime.service.metrics import Metrics
 from realtime.service.quarantine import QUARANTINE_CAPACITY
@@ -48,6 +48,7 @@ class World:
         self.next_us = (int(tape.time_us[-1]) // US + 1) * US
         self.fed: dict[int, int] = {}
         """Trades fed per second."""
+        self.next_update_id = exchange.market.book.last_update_id + 1
 
     def trade(self, *, trade_id: int | None = None, time_us: int | None = None) -> Trade:
         trade_id = self.next_id if trade_id is None else trade_id
@@ -63,6 +64,14 @@ class World:
             self.next_id += 1
             self.next_us += step_us
         return trades
+
+    def quote(self, time_us: int) -> BestBidAsk:
+        """The next best bid/ask, at ``time_us``."""
+        self.next_update_id += 1
+        return BestBidAsk(
+            self.exchange.symbol, time_us, self.next_update_id - 1, PRICE_E8 - 10**6, 10**8,
+            PRICE_E8 + 10**6, 10**8,
+        )  # fmt: skip
 
     async def apply(self, trades: list[Trade]) -> None:
         """Apply ``trades`` as one bus read, wait for the quarantine, publish."""
@@ -172,7 +181,7 @@ async def test_a_far_jump_that_got_through_closes_a_bounded_number_of_seconds(re
             for features in (role, reference):
                 features.apply_batches([("trade", trades)])
                 await settled(features)
-        assert reference.engine.ts_sec == role.engine.ts_sec
+        assert reference.features.engine.ts_sec == role.features.engine.ts_sec
         assert len(role._unwritten) <= HISTORY_TTL_S + 12
         assert sample(role, "btc_late_events_total") == 0
         expected = {closed.ts_sec: closed.vector for closed in reference._history}
@@ -232,3 +241,70 @@ async def test_doubted_events_wait_for_rest_in_a_bounded_quarantine(redis_server
         assert sample(role, "btc_queue_depth", queue="bus_quarantine") == QUARANTINE_CAPACITY
         assert role.clock.newest_us is None  # nothing believed, nothing applied
         assert role.plausibility.newest_us is None
+
+
+async def published_vectors(client: aioredis.Redis, role: FeaturesRole, seconds: list[int]):
+    payloads = await client.mget([role.keys.features_at(second) for second in seconds])
+    return {
+        second: None if payload is None else np.array(unpack_vector(payload))
+        for second, payload in zip(seconds, payloads, strict=True)
+    }
+
+
+async def test_a_trade_after_its_second_closed_corrects_the_published_history(redis_server):
+    """Issue 15, chaos ``stall_trades``: the trade stream stalled while best bid/asks went
+    on, the role closed the stalled second after two quiet seconds, and the stalled trades
+    that came after were dropped as late: the published ``n_trades_1s`` stayed short of the
+    tape. Now they are folded in and the history re-anchored: every vector, from that second
+    on, is bit for bit the one of a role that had them in time."""
+    async with world(redis_server) as (w, client):
+        role = w.role
+        reference = FeaturesRole(role.settings, role.client, Metrics(), rest=role.rest)
+
+        async def feed(features: FeaturesRole, trades: list[Trade], quotes: list[BestBidAsk]):
+            features.apply_batches([("trade", trades), ("bba", quotes)])
+            await settled(features)
+
+        first = w.live(1)
+        opening = [w.quote(first[0].transact_time_us + 1)]
+        history = w.live(264)  # more than the 60 s windows
+        stalled_sec = w.next_us // US + 1
+        w.next_us = stalled_sec * US + 200_000
+        on_time = w.live(1, step_us=0)
+        # The first stalled fill continues the on-time one's taker order (same time, price and
+        # side): in time they are one aggregate trade, the largest of the minute.
+        stalled = w.live(2, step_us=400_000)
+        quiet = [w.quote(stalled_sec * US + k * US + 500_000) for k in range(4)]
+        w.next_us = (stalled_sec + 4) * US
+        later = w.live(12)
+        closing = [w.quote((stalled_sec + 7) * US + k * US + 100_000) for k in range(2)]
+
+        try:
+            for features in (role, reference):
+                await feed(features, first, opening)
+                await feed(features, history, [])
+            await feed(role, on_time, quiet)
+            await feed(reference, on_time + stalled, quiet)
+            await role.publish()
+            assert role._last_closed == stalled_sec  # closed by the quiet rule, short of 2
+            assert (await published_trades(client, role))[stalled_sec] == 1
+            await feed(role, stalled + later, closing)
+            await feed(reference, later, closing)
+            await role.publish()
+
+            assert (await published_trades(client, role))[stalled_sec] == 3
+            assert sample(role, "btc_late_events_total") == 0
+            assert sample(reference, "btc_late_events_total") == 0
+            assert role._last_closed == reference._last_closed > stalled_sec + 3
+            expected = {closed.ts_sec: np.array(closed.vector) for closed in reference._history}
+            published = await published_vectors(client, role, list(expected))
+            for second, vector in expected.items():
+                assert published[second] is not None, second
+                assert published[second].tobytes() == vector.tobytes(), second
+            large = CONTRACT_V1.names.index("large_trade_flag_5s")
+            assert expected[stalled_sec][large] == 1.0  # the joined order is the largest
+            corrected = sample(role, "btc_feature_seconds_corrected_total")
+            assert 5 <= corrected <= role._last_closed - stalled_sec + 1
+            assert role.reanchors == 1
+        finally:
+            await reference.quarantine.close()
