@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 
+from btc_platform_tests.support.waiting import HANG_GUARD_S
 from realtime.ingest.gaps import GapRecord
 from realtime.ingest.sink import SinkEvent
 from realtime.market.events import DepthDiff, DepthSnapshot, Trade
@@ -44,7 +45,9 @@ class ListSink:
     def gaps_of(self, kind: str) -> list[GapRecord]:
         return [record for record in self.gaps if record.kind == kind]
 
-    async def wait_until(self, condition: Callable[[], bool], timeout_s: float = 8.0) -> None:
+    async def wait_until(
+        self, condition: Callable[[], bool], timeout_s: float = HANG_GUARD_S
+    ) -> None:
         """Return once ``condition()`` holds; it is re-checked after every publish or gap."""
         async with asyncio.timeout(timeout_s):
             while not condition():

@@ -16,6 +16,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from btc_platform_tests.support.waiting import HANG_GUARD_S, eventually
 from realtime.ingest.connection import (
     API_KEY_HEADER,
     FRAMES_PER_TURN,
@@ -113,7 +114,7 @@ async def connect(url: str, recorder: Recorder, *, start: bool = True) -> Stream
 
 
 async def ended(recorder: Recorder) -> None:
-    await asyncio.wait_for(recorder.ended.wait(), 5)
+    await asyncio.wait_for(recorder.ended.wait(), HANG_GUARD_S)
     await asyncio.sleep(0.05)  # a second ``on_end`` would have come by now
 
 
@@ -149,12 +150,14 @@ async def test_a_close_with_an_error_code_ends_the_connection_with_an_error() ->
 
 
 async def test_a_socket_lost_without_a_close_frame_is_an_error() -> None:
+    recorder = Recorder()
+
     async def script(ws: web.WebSocketResponse) -> None:
         await ws.send_bytes(b"\x01")
-        await asyncio.sleep(0.05)
+        # Cut once the frame is in, however slow the machine: the end is under test here.
+        await eventually(lambda: bool(recorder.frames), "the frame at the client")
         ws._req.transport.abort()  # type: ignore[union-attr]
 
-    recorder = Recorder()
     async with serving(script) as (_, url):
         connection = await connect(url, recorder)
         await ended(recorder)
@@ -187,12 +190,11 @@ async def test_close_is_a_clean_close_that_waits_for_the_reader_and_ends_once() 
     recorder = Recorder()
     async with serving(script) as (server, url):
         connection = await connect(url, recorder)
-        while not recorder.frames:
-            await asyncio.sleep(0.01)
+        await eventually(lambda: bool(recorder.frames), "the first frame")
         await connection.close()
         assert recorder.ends == ["closed"]  # the reader is done when ``close`` returns
         assert connection.socket.session.closed
-        await asyncio.wait_for(server.done.wait(), 5)
+        await asyncio.wait_for(server.done.wait(), HANG_GUARD_S)
         assert server.client_close_code == aiohttp.WSCloseCode.OK
         await connection.close()  # a second close changes nothing
     await asyncio.sleep(0.05)
@@ -258,12 +260,14 @@ async def test_a_burst_of_queued_frames_gives_the_event_loop_back_between_turns(
 
     async with serving(script) as (_, url):
         connection = await connect(url, recorder, start=False)
-        await asyncio.sleep(0.3)  # every frame is in the client's queue before reading starts
+        # Every frame is in the client's queue before reading starts (aiohttp's own queue:
+        # no public size), so the reader meets a burst it could read without yielding.
+        queued = connection.socket.ws._reader._buffer  # type: ignore[attr-defined]
+        await eventually(lambda: len(queued) >= count, "every frame queued at the client")
         connection._on_frame = on_frame
         ticker = asyncio.create_task(other_task())
         connection.start()
-        while len(recorder.frames) < count:
-            await asyncio.sleep(0.01)
+        await eventually(lambda: len(recorder.frames) >= count, "every frame read")
         ticker.cancel()
         await connection.close()
     assert recorder.frames == [i.to_bytes(4, "big") for i in range(count)]

@@ -12,13 +12,16 @@ import contextlib
 import logging
 import random
 import struct
-from collections.abc import AsyncIterator, Callable
+import time
+from collections.abc import AsyncIterator
 from itertools import pairwise
 
 import pytest
 
 from btc_platform_tests.realtime.ingest.list_sink import ListSink
-from realtime.binance.sbe import encode
+from btc_platform_tests.support.waiting import HANG_GUARD_S, eventually
+from realtime.binance.sbe import decode, encode
+from realtime.clock import Clock, SystemClock
 from realtime.ingest.backoff import Backoff
 from realtime.ingest.gaps import GapRecord
 from realtime.ingest.ingest import IngestRole
@@ -32,7 +35,6 @@ from realtime.sim.streams import StreamRules
 
 START_US = 1_767_225_600_000_000
 API_KEY = "local-test-key"
-STREAMS = ("trade", "bestBidAsk", "depth", "depth20")
 
 
 def local_exchange(seed: int = 11, **rules: float) -> LocalExchange:
@@ -48,6 +50,7 @@ def ingest_role(
     metrics: Metrics,
     *,
     backoff: Backoff | None = None,
+    clock: Clock | None = None,
     **settings: object,
 ) -> IngestRole:
     values: dict[str, object] = {
@@ -61,6 +64,7 @@ def ingest_role(
         RealtimeSettings(**values),  # type: ignore[arg-type]
         sink,
         metrics,
+        clock=clock,
         backoff=backoff or Backoff(base_s=0.02, max_s=0.2, rng=random.Random(3)),
     )
 
@@ -72,14 +76,29 @@ async def running(role: IngestRole) -> AsyncIterator[asyncio.Task[None]]:
         yield task
     finally:
         role.stop()
-        await asyncio.wait_for(task, 5)
+        await asyncio.wait_for(task, HANG_GUARD_S)
 
 
-async def eventually(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
-    """For state that no sink call announces (the exchange's own bookkeeping)."""
-    async with asyncio.timeout(timeout_s):
-        while not condition():
-            await asyncio.sleep(0.01)
+CLOSED_BY_THE_CLIENT = frozenset({"client closed", "send failed"})
+"""How the exchange records a socket the role closed: ``send failed`` when it was sending a
+frame as the close came in (at 20x it nearly always is; which one wins is the machine's
+timing). Any other reason is a cut by the exchange."""
+
+
+def closed_by_the_client(exchange: LocalExchange, count: int) -> bool:
+    """Whether ``count`` sockets have ended on the exchange, every one closed by the role."""
+    reasons = exchange.hub.closed_reasons
+    return sum(reasons.values()) == count and set(reasons) <= CLOSED_BY_THE_CLIENT
+
+
+class AheadClock(SystemClock):
+    """The real clocks, with monotonic time that the test can move ahead (a long pause)."""
+
+    def __init__(self) -> None:
+        self.ahead_s = 0.0
+
+    def monotonic(self) -> float:
+        return time.monotonic() + self.ahead_s
 
 
 def sample(metrics: Metrics, name: str, **labels: str) -> float:
@@ -175,7 +194,7 @@ async def test_server_shutdown_hands_over_to_a_new_connection_without_loss_or_re
         async with running(role):
             await sink.wait_until(lambda: len(sink.trades) >= 100)
             ex.apply_fault(parse_fault({"fault": "server_shutdown"}))
-            await eventually(lambda: ex.hub.closed_reasons == {"client closed": 1})
+            await eventually(lambda: closed_by_the_client(ex, 1), "the old one closed")
             before = len(sink.trades)
             await sink.wait_until(lambda: len(sink.trades) >= before + 100)
             assert len(ex.hub.connections) == 1
@@ -186,8 +205,10 @@ async def test_server_shutdown_hands_over_to_a_new_connection_without_loss_or_re
     assert all(b.first_update_id == a.last_update_id + 1 for a, b in pairwise(diffs))
     assert reconnects(metrics, "shutdown") == 1
     assert all_reconnects(metrics) == 1
-    # The two connections did overlap, and the overlap was dropped by id.
-    assert sum(sample(metrics, "btc_duplicate_events_total", stream=s) for s in STREAMS) > 0
+    assert role.connections_opened == ex.hub.connections_opened == 2
+    # Whether the two connections' frames overlapped at the switch (and were dropped by id)
+    # depends on which reader the loop ran first: the ids above show nothing was repeated
+    # either way; test_handover and test_dedup cover the drop itself.
 
 
 async def test_connections_are_replaced_at_their_maximum_age_without_loss_or_repeat() -> None:
@@ -198,6 +219,10 @@ async def test_connections_are_replaced_at_their_maximum_age_without_loss_or_rep
             await sink.wait_until(lambda: reconnects(metrics, "lifetime") >= 3)
             before = len(sink.trades)
             await sink.wait_until(lambda: len(sink.trades) >= before + 50)
+        # Every socket, the last one too once the role stopped, ended on the exchange.
+        await eventually(
+            lambda: sum(ex.hub.closed_reasons.values()) >= role.connections_opened, "every end"
+        )
         closed = dict(ex.hub.closed_reasons)
     ids = [trade.trade_id for trade in sink.trades]
     assert ids == list(range(ids[0], ids[0] + len(ids)))
@@ -205,20 +230,31 @@ async def test_connections_are_replaced_at_their_maximum_age_without_loss_or_rep
     assert all(b.first_update_id == a.last_update_id + 1 for a, b in pairwise(sink.diffs))
     assert all_reconnects(metrics) == reconnects(metrics, "lifetime")
     # Each old connection was closed by the role, never cut by the exchange.
-    assert set(closed) == {"client closed"}
+    assert set(closed) <= CLOSED_BY_THE_CLIENT
+
+
+SILENCE_S = 30.0
+"""Only the role's clock, moved ahead, goes this long without a trade: no pause of a loaded
+machine does, so the one silence is the one the test makes."""
 
 
 async def test_a_silent_trade_stream_is_a_gap_and_gets_a_new_connection() -> None:
-    sink, metrics = ListSink(), Metrics()
+    sink, metrics, clock = ListSink(), Metrics(), AheadClock()
     async with local_exchange(seed=15) as ex:
-        role = ingest_role(ex, sink, metrics, silence_s=0.3)
+        role = ingest_role(ex, sink, metrics, clock=clock, silence_s=SILENCE_S)
         async with running(role):
             await sink.wait_until(lambda: len(sink.trades) >= 100)
             last_before = sink.trades[-1]
-            ex.apply_fault(
-                parse_fault({"fault": "stall", "stream": ex.stream("trade"), "seconds": 0.6})
-            )
+            stream = ex.stream("trade")
+            # Held until cleared: the trade stream goes quiet while the book streams go on.
+            ex.apply_fault(parse_fault({"fault": "stall", "stream": stream, "seconds": 3600}))
+            held = ex.hub.faults[stream].stalled
+            await eventually(lambda: bool(held), "a trade held back by the stall")
+            last_sent = decode(held[0]).trades[0].trade_id - 1
+            await sink.wait_until(lambda: sink.trades[-1].trade_id == last_sent)
+            clock.ahead_s += SILENCE_S  # no trade can arrive now: the role's clock runs on
             await sink.wait_until(lambda: reconnects(metrics, "silence") == 1)
+            ex.apply_fault(parse_fault({"fault": "clear"}))
             await sink.wait_until(lambda: len(sink.trades) >= 300)
     silences = sink.gaps_of("silence")
     assert len(silences) == 1
@@ -226,7 +262,7 @@ async def test_a_silent_trade_stream_is_a_gap_and_gets_a_new_connection() -> Non
     assert (silence.first_id, silence.last_id) == (None, None)
     # The stall began after the last trade seen then, or just after it.
     assert silence.first_time_us >= last_before.transact_time_us
-    assert silence.last_time_us - silence.first_time_us >= 300_000
+    assert silence.last_time_us - silence.first_time_us >= SILENCE_S * 1_000_000
     assert sample(metrics, "btc_gaps_total", kind="silence") == 1
     # The stalled trades came later, all of them, once.
     ids = [trade.trade_id for trade in sink.trades]
@@ -325,7 +361,7 @@ async def test_without_an_api_key_the_exchange_refuses_and_the_role_keeps_trying
     async with local_exchange(seed=19) as ex:
         role = ingest_role(ex, sink, metrics, backoff=backoff, binance_api_key=None)
         async with running(role) as task:
-            await eventually(lambda: backoff.attempts >= 3)
+            await eventually(lambda: backoff.attempts >= 3, "three refused attempts")
             assert not task.done()
         assert ex.hub.connections_opened == 0
     assert role.connections_opened == 0
@@ -363,8 +399,8 @@ async def test_stop_closes_the_connection_and_returns() -> None:
             assert len(ex.hub.connections) == 1
         assert task.done()
         assert not role.connected
-        await eventually(lambda: not ex.hub.connections)
-        assert ex.hub.closed_reasons == {"client closed": 1}
+        await eventually(lambda: not ex.hub.connections, "the exchange's side closed")
+        assert closed_by_the_client(ex, 1), ex.hub.closed_reasons
 
 
 async def test_pings_are_answered_while_frames_pour_in() -> None:
@@ -421,7 +457,7 @@ async def test_a_trade_id_far_ahead_is_rejected_and_later_trades_are_not_duplica
             assert {trade.trade_id for trade in trades} <= tape_ids(ex)  # the lie stayed out
             assert sample(metrics, "btc_duplicate_events_total", stream="trade") == 0
             assert len(trades) >= before + 100  # later real trades keep coming
-            await eventually(lambda: rejected(metrics, "id_jump") == 1, timeout_s=10)
+            await eventually(lambda: rejected(metrics, "id_jump") == 1, "the lie counted")
     # The lying frame's one trade is a gap of one id, recovered downstream like any other.
     assert_trade_gaps_are_exactly_the_missing_ids(trades, sink.gaps_of("trade"))
     (gap,) = sink.gaps_of("trade")
@@ -447,7 +483,7 @@ async def test_a_trade_stamped_far_from_the_exchanges_clock_is_rejected(shift_s,
             trades = sink.trades
             assert all(trade.transact_time_us == tape_times[trade.trade_id] for trade in trades)
             assert len(trades) >= before + 100
-            await eventually(lambda: rejected(metrics, kind) == 1, timeout_s=10)
+            await eventually(lambda: rejected(metrics, kind) == 1, "the lie counted")
     assert_trade_gaps_are_exactly_the_missing_ids(trades, sink.gaps_of("trade"))
     (gap,) = sink.gaps_of("trade")
     assert gap.last_time_us - gap.first_time_us < 60_000_000  # not a day-long (or year) range
