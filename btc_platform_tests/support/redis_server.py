@@ -34,7 +34,7 @@ class RedisServer:
         self,
         directory: Path,
         *,
-        start_timeout_s: float = 10.0,
+        start_timeout_s: float = 60.0,
         attempts: int = 5,
         password: str | None = None,
         tls_dir: Path | None = None,
@@ -110,7 +110,7 @@ class RedisServer:
         if self.tls_dir:
             security |= {"ssl": True, "ssl_ca_certs": str(self.tls_dir / "ca.crt")}
         client = redis.Redis(
-            host="127.0.0.1", port=self.port, socket_connect_timeout=0.2, **security
+            host="127.0.0.1", port=self.port, socket_connect_timeout=2.0, **security
         )
         try:
             while time.monotonic() < deadline:
@@ -119,7 +119,7 @@ class RedisServer:
                 try:
                     if client.ping():
                         return True
-                except redis.ConnectionError:
+                except (redis.ConnectionError, redis.TimeoutError):  # not listening yet, or slow
                     time.sleep(0.02)
             return False
         finally:

@@ -27,7 +27,8 @@ from realtime.state.keys import Keys
 
 KEYS = Keys(SYMBOL)
 DAY = (DAY_START_US, DAY_START_US + 86_400 * US_PER_S)
-DEADLINE_S = 15.0
+DEADLINE_S = 60.0
+"""A hang guard only: every wait ends on a condition."""
 BLOCK_MS = 200
 """Short blocking reads, so that stop() returns quickly."""
 
