@@ -42,6 +42,7 @@ format: $(INSTALLED)
 test: lint
 	$(BIN)/python -m pytest btc_platform_tests
 
+# Every benchmark, each printing one JSON document (docs/benchmarks.md quotes them).
 bench: $(INSTALLED)
 	$(BIN)/python bench/sbe_decode.py
 	$(BIN)/python bench/features_day.py
@@ -50,6 +51,7 @@ bench: $(INSTALLED)
 	$(BIN)/python bench/quality_day.py
 	$(BIN)/python bench/lakehouse_day.py
 	$(BIN)/python bench/service_pipeline.py
+	$(BIN)/python bench/chaos.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis build *.egg-info
