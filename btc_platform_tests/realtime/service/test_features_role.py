@@ -277,6 +277,7 @@ async def test_a_trade_after_its_second_closed_corrects_the_published_history(re
         quiet = [w.quote(stalled_sec * US + k * US + 500_000) for k in range(4)]
         w.next_us = (stalled_sec + 4) * US
         later = w.live(12)
+        late_quote = w.quote(stalled_sec * US + 900_000)  # dropped: the next quote supersedes
         closing = [w.quote((stalled_sec + 7) * US + k * US + 100_000) for k in range(2)]
 
         try:
@@ -288,13 +289,14 @@ async def test_a_trade_after_its_second_closed_corrects_the_published_history(re
             await role.publish()
             assert role._last_closed == stalled_sec  # closed by the quiet rule, short of 2
             assert (await published_trades(client, role))[stalled_sec] == 1
-            await feed(role, stalled + later, closing)
+            await feed(role, stalled + later, [late_quote, *closing])
             await feed(reference, later, closing)
             await role.publish()
 
             assert (await published_trades(client, role))[stalled_sec] == 3
-            assert sample(role, "btc_late_events_total") == 0
+            assert sample(role, "btc_late_events_total") == 1  # the quote, not the trades
             assert sample(reference, "btc_late_events_total") == 0
+            assert role.clock.newest_us == reference.clock.newest_us == closing[-1].event_time_us
             assert role._last_closed == reference._last_closed > stalled_sec + 3
             expected = {closed.ts_sec: np.array(closed.vector) for closed in reference._history}
             published = await published_vectors(client, role, list(expected))
