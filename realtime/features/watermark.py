@@ -14,7 +14,7 @@ second closes when
 While trades are being recovered after a gap, closing stops at the second before the gap,
 since the missing trades belong to it or later. A trade that still comes after its second
 closed (a stalled trade stream while the others flowed) corrects the published second
-(``correction``), so closing early costs a recomputation, never a trade.
+(``correction``): within five minutes, closing early costs a recomputation, not a trade.
 """
 
 from __future__ import annotations
