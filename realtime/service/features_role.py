@@ -136,7 +136,7 @@ class FeaturesRole:
         self.book = BookSynchroniser(self.symbol)
         self.fills = FillAggregator()
         self.bars = BarBuilder(keep_quiet_s=HISTORY_TTL_S)
-        self.features = LateTradeCorrector()
+        self.features = LateTradeCorrector(horizon_s=HISTORY_TTL_S)  # what the history keeps
         self.clock = SecondClock(settings.close_grace_ms * 1000)
         self._staged: dict[int, list[BarEvent]] = {}
         self._last_closed: int | None = None
