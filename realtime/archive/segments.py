@@ -28,7 +28,8 @@ the next rows start a new segment. ``append``, ``flush`` and ``close`` never rai
 A writer owns its kind's directory (``realtime.archive.ownership``): it takes the kind's
 lock at construction, before recovering leftovers, and raises ``CaptureInUse`` if another
 live writer holds it; ``close()`` releases it once everything is written, and the next
-segment opened takes it again.
+segment opened takes it again. If another writer took the kind meanwhile, that open is a
+refused write like a full disk's (``errno="EBUSY"``): rows held, retried with the backoff.
 
 What a crash loses, honestly: a Parquet file is readable only once its footer is written,
 which happens when the segment is closed. The rows of a segment still open at the crash
@@ -67,7 +68,7 @@ from realtime.archive.layout import (
     day_dir,
     day_number,
 )
-from realtime.archive.ownership import KindLock
+from realtime.archive.ownership import CaptureInUse, KindLock
 from realtime.clock import Clock, SystemClock
 from realtime.service.metrics import Metrics
 
@@ -344,7 +345,13 @@ class SegmentWriter:
 
     def _open(self) -> _OpenSegment:
         assert self._day is not None
-        self._take_ownership()
+        try:
+            self._take_ownership()
+        except CaptureInUse as error:
+            # Another writer took the kind after close() gave it up: a refused write like
+            # any other (rows held, counted as EBUSY, retried with the backoff), never an
+            # error that ends the role.
+            raise OSError(errno.EBUSY, str(error)) from error
         directory = day_dir(self.directory, self.kind, self._day)
         directory.mkdir(parents=True, exist_ok=True)
         while True:

@@ -20,6 +20,7 @@ import pytest
 from btc_platform_tests.realtime.archive.events import DAY_START_US, US_PER_S, trades
 from realtime.archive import schemas
 from realtime.archive.layout import PARTIAL
+from realtime.archive.ownership import KindLock
 from realtime.archive.reader import read_segments
 from realtime.archive.rows import market_batch
 from realtime.archive.segments import SegmentWriter
@@ -358,3 +359,28 @@ def test_a_segment_removed_under_the_writer_is_abandoned_counted_and_writing_goe
     window = (DAY_START_US, DAY_START_US + 3600 * US_PER_S)
     assert read_segments(tmp_path, "trades", *window)["trade_id"].to_pylist() == list(range(25, 30))
     assert _files(tmp_path, f"*{PARTIAL}") == []
+
+
+def test_a_writer_whose_kind_was_taken_after_close_holds_its_rows_and_writes_them_later(tmp_path):
+    # close() gives the kind up; another writer (here a second open file description of the
+    # lock, as another process would hold) takes it before this one appends again.
+    metrics, clock, closed = Metrics(), VirtualClock(DAY_START_US / US_PER_S), []
+    writer = _writer(tmp_path, clock, closed, row_group_rows=10, metrics=metrics)
+    writer.append(_batch(0, 10, DAY_START_US))
+    writer.close()
+    other = KindLock(tmp_path / "trades")
+    other.acquire()
+
+    writer.append(_batch(10, 10, DAY_START_US + 10 * US_PER_S))  # must not raise
+    writer.append(_batch(20, 10, DAY_START_US + 20 * US_PER_S))
+    assert _sample(metrics, "btc_capture_write_errors_total", kind="trades", errno="EBUSY") == 1
+    assert writer.unwritten_rows == 20
+    assert len(closed) == 1
+
+    other.release()
+    clock.advance(60.0)  # past the retry backoff
+    writer.flush()
+    writer.close()
+    window = (DAY_START_US, DAY_START_US + 3600 * US_PER_S)
+    assert read_segments(tmp_path, "trades", *window)["trade_id"].to_pylist() == list(range(30))
+    assert writer.unwritten_rows == 0
