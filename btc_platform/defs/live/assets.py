@@ -326,8 +326,9 @@ def _quality_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefinit
 
 def _score_day(catalog: Catalog, day: Day, symbol: str) -> tuple[quality.Scored, pa.Table]:
     """The day's predictions joined with their labels, and its quality windows."""
-    predictions = scan_window(catalog, live_tables.GOLD_PREDICTIONS, day.start_us, day.end_us)
-    predictions = predictions.filter(pc.equal(predictions["symbol"], symbol))
+    predictions = scan_window(
+        catalog, live_tables.GOLD_PREDICTIONS, day.start_us, day.end_us, symbol=symbol
+    )
     label = CONTRACT_V1.label
     if predictions.num_rows:
         # A tick predicts from a second at most a little before it; labels are read for
@@ -339,9 +340,9 @@ def _score_day(catalog: Catalog, day: Day, symbol: str) -> tuple[quality.Scored,
             tables.GOLD_TRAINING_1S,
             first_sec * quality.US_PER_SECOND,
             (last_sec + 1) * quality.US_PER_SECOND,
-            ("symbol", "ts_sec", label),
+            ("ts_sec", label),
+            symbol=symbol,
         )
-        labels = labels.filter(pc.equal(labels["symbol"], symbol))
     else:
         labels = pa.table({"ts_sec": pa.array([], pa.int64()), label: pa.array([], pa.float64())})
     scored = quality.join_labels(predictions, labels, label)

@@ -77,10 +77,9 @@ def check_contiguity(
 
 
 def _trades(catalog: Catalog, symbol: str, start_us: int, end_us: int) -> pa.Table:
-    rows = scan_window(
-        catalog, TRADES_TABLE, start_us, end_us, ("symbol", "trade_id", "event_time")
+    return scan_window(
+        catalog, TRADES_TABLE, start_us, end_us, ("symbol", "trade_id", "event_time"), symbol=symbol
     )
-    return rows.filter(pc.equal(rows["symbol"], symbol))
 
 
 def _neighbour_id(catalog: Catalog, symbol: str, edge_us: int, direction: int) -> int | None:

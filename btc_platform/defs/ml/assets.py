@@ -115,16 +115,13 @@ def model_candidate(
     warm_start, base_version = None, None
     if config.mode == "incremental":
         warm_start, base_version = _production_model(store, symbol)
-        start_us, end_us = _newest_hours(catalog, config.hours)
-    else:
-        start_us, end_us = _training_window(catalog, config.days)
-    gold = tables.scan_window(catalog, tables.GOLD_TRAINING_1S, start_us, end_us)
+    start_us, end_us, gold = _training_data(catalog, symbol, config)
     training_set = training_set_from_table(gold)
     now = dt.datetime.now(dt.UTC)
     candidate = train_candidate(
         training_set,
         symbol=symbol,
-        lineage=_lineage(catalog, start_us, end_us),
+        lineage=_lineage(catalog, symbol, start_us, end_us),
         now=now,
         config=TrainConfig(seed=config.seed, max_epochs=config.max_epochs),
         warm_start=warm_start,
@@ -281,11 +278,29 @@ def _training_window(catalog, days: int) -> tuple[int, int]:
     return end_us - days * US_PER_DAY, end_us
 
 
-def _newest_hours(catalog, hours: int) -> tuple[int, int]:
-    """The ``hours`` before the newest second in gold.training_1s."""
+def _training_data(catalog, symbol: str, config: TrainingRun) -> tuple[int, int, pa.Table]:
+    """The window ``[start_us, end_us)`` of ``config`` and ``symbol``'s gold rows in it.
+
+    A lake may hold several symbols: only ``symbol``'s rows train its model.
+    """
+    if config.mode == "incremental":
+        start_us, end_us = _newest_hours(catalog, symbol, config.hours)
+    else:
+        start_us, end_us = _training_window(catalog, config.days)
+    gold = tables.scan_window(catalog, tables.GOLD_TRAINING_1S, start_us, end_us, symbol=symbol)
+    return start_us, end_us, gold
+
+
+def _newest_hours(catalog, symbol: str, hours: int) -> tuple[int, int]:
+    """The ``hours`` before ``symbol``'s newest second in gold.training_1s."""
     _, day_end_us = _training_window(catalog, 1)
     newest_day = tables.scan_window(
-        catalog, tables.GOLD_TRAINING_1S, day_end_us - US_PER_DAY, day_end_us, ("ts_sec",)
+        catalog,
+        tables.GOLD_TRAINING_1S,
+        day_end_us - US_PER_DAY,
+        day_end_us,
+        ("ts_sec",),
+        symbol=symbol,
     )
     end_us = (pc.max(newest_day["ts_sec"]).as_py() + 1) * 1_000_000
     return end_us - hours * 3_600_000_000, end_us
@@ -307,12 +322,19 @@ def _production_model(store, symbol: str):
     return WarmStart(model_from_onnx(onnx_bytes)), pointer.production
 
 
-def _lineage(catalog, start_us: int, end_us: int) -> dict:
-    """Which table versions and which trades the candidate learnt from."""
+def _lineage(catalog, symbol: str, start_us: int, end_us: int) -> dict:
+    """Which table versions and which of ``symbol``'s trades the candidate learnt from."""
     bars = tables.scan_window(
-        catalog, tables.SILVER_BARS_1S, start_us, end_us, ("first_trade_id", "last_trade_id")
+        catalog,
+        tables.SILVER_BARS_1S,
+        start_us,
+        end_us,
+        ("first_trade_id", "last_trade_id"),
+        symbol=symbol,
     )
-    trades = tables.scan_window(catalog, tables.SILVER_TRADES, start_us, end_us, ("agg_trade_id",))
+    trades = tables.scan_window(
+        catalog, tables.SILVER_TRADES, start_us, end_us, ("agg_trade_id",), symbol=symbol
+    )
     return {
         "tables": {
             spec.qualified_name: tables.current_snapshot_id(catalog, spec)
