@@ -13,11 +13,12 @@ import datetime as dt
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, model_validator
 
-from realtime.settings_checks import check_no_password, check_transport, checked_symbol
-from realtime.state.redis_connection import RedisConnection
+from realtime.settings_checks import check_transport
+from realtime.shared_settings import Environment, SharedSettings
+
+__all__ = ["Environment", "LakehouseSettings"]
 
 BINANCE_REST_URL = "https://api.binance.com"
 BINANCE_ARCHIVE_URL = "https://data.binance.vision"
@@ -29,24 +30,15 @@ class LakeNotConfigured(ValueError):
     """Production settings that do not say where the lake is."""
 
 
-class Environment(StrEnum):
-    LOCAL = "local"
-    PROD = "prod"
-
-
 class CatalogKind(StrEnum):
     SQL = "sql"
     GLUE = "glue"
     REST = "rest"
 
 
-class LakehouseSettings(BaseSettings):
+class LakehouseSettings(SharedSettings):
     """Everything the batch side needs to know about where things are (``BTC_*`` variables)."""
 
-    model_config = SettingsConfigDict(env_prefix="BTC_", extra="ignore")
-
-    env: Environment = Environment.LOCAL
-    symbol: str = "BTCUSDT"
     data_dir: Path = Path("data")
     """Local state: the catalog database, the warehouse, downloaded archive files."""
     history_start: dt.date = dt.date(2026, 1, 1)
@@ -65,28 +57,9 @@ class LakehouseSettings(BaseSettings):
     weight_limit_1m: int = 6000
     """Binance's request-weight limit per IP and minute."""
 
-    redis_url: str = "redis://127.0.0.1:6379/0"
-    """``rediss://`` for TLS; never with a password in it (``BTC_REDIS_PASSWORD``)."""
-    redis_password: SecretStr | None = None
-    """Redis ``AUTH``; from a secret, never logged."""
-    redis_ca_file: Path | None = None
-    """PEM bundle of the CA that signs Redis' certificate; default: the system's."""
-    allow_insecure_transport: bool = False
-    """With ``BTC_ENV=prod``, accept ``http`` and ``redis`` URLs (a private network)."""
     model_store: str | None = None
     """Where model bundles and pointers live: a path or ``s3://bucket/prefix``; default
     ``data_dir/models``."""
-
-    @field_validator("symbol")
-    @classmethod
-    def _symbol(cls, value: str) -> str:
-        return checked_symbol(value)
-
-    @field_validator("redis_url")
-    @classmethod
-    def _no_password_in_redis_url(cls, value: str) -> str:
-        check_no_password("BTC_REDIS_URL", value, instead="BTC_REDIS_PASSWORD")
-        return value
 
     @model_validator(mode="after")
     def _encrypted_in_prod(self) -> LakehouseSettings:
@@ -96,16 +69,6 @@ class LakehouseSettings(BaseSettings):
             allow_insecure=self.allow_insecure_transport,
         )
         return self
-
-    def redis_connection(self) -> RedisConnection:
-        """How to reach Redis. Plain ``redis://`` is refused in prod here, when a client is
-        made, rather than at load: a process that never talks to Redis needs no TLS for it."""
-        check_transport(
-            {"BTC_REDIS_URL": self.redis_url},
-            production=self.env is Environment.PROD,
-            allow_insecure=self.allow_insecure_transport,
-        )
-        return RedisConnection(self.redis_url, self.redis_password, self.redis_ca_file)
 
     def check_lake(self) -> None:
         """Refuse to open a production lake that is not named (rather than write locally).

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 SYMBOL_PATTERN = re.compile(r"[A-Z0-9]{2,20}")
 """Upper-case ASCII letters and digits, 2 to 20 of them (Binance's spot symbols)."""
@@ -93,8 +93,17 @@ def check_transport(urls: Mapping[str, str], *, production: bool, allow_insecure
 
 
 def check_no_password(setting: str, url: str, instead: str) -> None:
-    """Refuse a URL with a password in it: the password belongs in ``instead`` (a secret)."""
-    if urlsplit(url).password is not None:
+    """Refuse a URL with a password in it: the password belongs in ``instead`` (a secret).
+
+    Both places a client reads one from count: the userinfo (``user:pw@``) and, as redis-py
+    takes it, a ``password=`` query parameter.
+    """
+    parts = urlsplit(url)
+    in_userinfo = parts.password is not None
+    in_query = any(
+        name.lower() == "password" for name, _ in parse_qsl(parts.query, keep_blank_values=True)
+    )
+    if in_userinfo or in_query:
         raise PasswordInUrl(setting, f"holds a password; give it in {instead} instead")
 
 

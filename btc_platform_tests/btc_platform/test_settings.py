@@ -1,4 +1,6 @@
-"""The lakehouse settings: safe local defaults, environment overrides, prod must name its lake."""
+"""The lakehouse settings: safe local defaults, environment overrides, prod must name its lake.
+
+The symbol and Redis checks both settings share: ``realtime/test_shared_settings.py``."""
 
 from __future__ import annotations
 
@@ -18,10 +20,9 @@ from btc_platform.settings import (
     LakehouseSettings,
     LakeNotConfigured,
 )
-from realtime.settings_checks import InsecureTransport, InvalidSymbol, PasswordInUrl
+from realtime.settings_checks import InsecureTransport
 
 API_KEY = "k3y-that-must-never-be-printed"
-REDIS_PASSWORD = "redis-password-that-must-never-be-printed"
 
 
 @pytest.fixture(autouse=True)
@@ -152,41 +153,6 @@ def test_prod_on_a_named_private_network_may_use_plain_urls(monkeypatch):
     settings = LakehouseSettings()
     assert settings.archive_url == "http://mirror.internal:8080"
     assert settings.redis_connection().url == "redis://redis:6379/0"
-
-
-def test_prod_refuses_a_redis_client_without_tls_and_gives_one_the_secret(monkeypatch, tmp_path):
-    prod(monkeypatch)
-    monkeypatch.setenv("BTC_REDIS_PASSWORD", REDIS_PASSWORD)
-    with pytest.raises(InsecureTransport, match=r"^BTC_REDIS_URL: redis to 127\.0\.0\.1 "):
-        LakehouseSettings().redis_connection()  # the local default, unset in prod
-    monkeypatch.setenv("BTC_REDIS_URL", "rediss://redis:6379/0")
-    monkeypatch.setenv("BTC_REDIS_CA_FILE", str(tmp_path / "ca.crt"))
-    settings = LakehouseSettings()
-    options = settings.redis_connection().options()
-    assert options["password"] == REDIS_PASSWORD
-    assert options["ssl_ca_certs"] == str(tmp_path / "ca.crt")
-    assert options["ssl_check_hostname"] is True
-    assert REDIS_PASSWORD not in repr(settings) + settings.model_dump_json()
-
-
-def test_a_password_in_the_redis_url_is_refused_at_load(monkeypatch):
-    monkeypatch.setenv("BTC_REDIS_URL", f"redis://default:{REDIS_PASSWORD}@redis:6379/0")
-    with pytest.raises(PasswordInUrl, match=r"^BTC_REDIS_URL: ") as raised:
-        LakehouseSettings()
-    assert REDIS_PASSWORD not in str(raised.value)
-
-
-@pytest.mark.parametrize("given", ["btcusdt", "ETHUSDT", "1000satsusdt"])
-def test_a_symbol_is_upper_cased(monkeypatch, given):
-    monkeypatch.setenv("BTC_SYMBOL", given)
-    assert LakehouseSettings().symbol == given.upper()
-
-
-@pytest.mark.parametrize("given", ["../etc", "BTC/USDT", "{BTC}", "BTC USDT", "X", "A" * 21])
-def test_a_symbol_that_is_not_letters_and_digits_is_refused(monkeypatch, given):
-    monkeypatch.setenv("BTC_SYMBOL", given)
-    with pytest.raises(InvalidSymbol, match=r"^BTC_SYMBOL: "):
-        LakehouseSettings()
 
 
 def test_the_api_key_is_a_secret_that_never_shows(monkeypatch):

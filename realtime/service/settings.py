@@ -8,14 +8,14 @@ environment configures both halves. Locally everything points at ``btc-sim serve
 
 from __future__ import annotations
 
-from enum import StrEnum
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, model_validator
 
-from realtime.settings_checks import check_no_password, check_transport, checked_symbol
-from realtime.state.redis_connection import RedisConnection
+from realtime.settings_checks import check_transport
+from realtime.shared_settings import Environment, SharedSettings
+
+__all__ = ["Environment", "RealtimeSettings"]
 
 BINANCE_REST_URL = "https://api.binance.com"
 BINANCE_STREAM_URL = "wss://stream-sbe.binance.com:9443"
@@ -24,31 +24,14 @@ LOCAL_HTTP_URL = "http://127.0.0.1:8765"
 LOCAL_STREAM_URL = "ws://127.0.0.1:8765"
 
 
-class Environment(StrEnum):
-    LOCAL = "local"
-    PROD = "prod"
-
-
-class RealtimeSettings(BaseSettings):
+class RealtimeSettings(SharedSettings):
     """Everything the service needs to know; every field has a working local default."""
 
-    model_config = SettingsConfigDict(env_prefix="BTC_", extra="ignore")
-
-    env: Environment = Environment.LOCAL
-    symbol: str = "BTCUSDT"
     binance_rest_url: str | None = None
     binance_stream_url: str | None = None
     binance_archive_url: str | None = None
     binance_api_key: SecretStr | None = Field(default=None)
     """Sent as ``X-MBX-APIKEY`` on the stream upgrade and on REST; never logged."""
-    redis_url: str = "redis://127.0.0.1:6379/0"
-    """``rediss://`` for TLS; never with a password in it (``BTC_REDIS_PASSWORD``)."""
-    redis_password: SecretStr | None = None
-    """Redis ``AUTH``; from a secret, never logged."""
-    redis_ca_file: Path | None = None
-    """PEM bundle of the CA that signs Redis' certificate; default: the system's."""
-    allow_insecure_transport: bool = False
-    """With ``BTC_ENV=prod``, accept ``http``, ``ws`` and ``redis`` URLs (a private network)."""
     data_dir: Path = Path("data")
     model_store: str | None = None
     """Bundles and the pointer (``<store>/<SYMBOL>/current.json``); default ``data_dir/models``."""
@@ -92,17 +75,6 @@ class RealtimeSettings(BaseSettings):
     segment_max_bytes: int = 64 * 1024 * 1024
     """...or this many bytes, whichever comes first."""
 
-    @field_validator("symbol")
-    @classmethod
-    def _symbol(cls, value: str) -> str:
-        return checked_symbol(value)
-
-    @field_validator("redis_url")
-    @classmethod
-    def _no_password_in_redis_url(cls, value: str) -> str:
-        check_no_password("BTC_REDIS_URL", value, instead="BTC_REDIS_PASSWORD")
-        return value
-
     @model_validator(mode="after")
     def _encrypted_in_prod(self) -> RealtimeSettings:
         check_transport(
@@ -115,16 +87,6 @@ class RealtimeSettings(BaseSettings):
             allow_insecure=self.allow_insecure_transport,
         )
         return self
-
-    def redis_connection(self) -> RedisConnection:
-        """How to reach Redis. Plain ``redis://`` is refused in prod here, when a client is
-        made, rather than at load: a process that never talks to Redis needs no TLS for it."""
-        check_transport(
-            {"BTC_REDIS_URL": self.redis_url},
-            production=self.env is Environment.PROD,
-            allow_insecure=self.allow_insecure_transport,
-        )
-        return RedisConnection(self.redis_url, self.redis_password, self.redis_ca_file)
 
     @property
     def rest_url(self) -> str:

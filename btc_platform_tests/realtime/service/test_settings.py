@@ -1,12 +1,11 @@
-"""The service's settings: prod refuses unencrypted URLs, symbols are checked where they load,
-and the Redis password stays a secret."""
+"""The service's settings: prod refuses unencrypted Binance URLs, local keeps the local
+exchange. The symbol and Redis checks both settings share: ``../test_shared_settings.py``."""
 
 from __future__ import annotations
 
 import os
 
 import pytest
-from pydantic import SecretStr
 
 from realtime.service.settings import (
     BINANCE_REST_URL,
@@ -15,10 +14,9 @@ from realtime.service.settings import (
     LOCAL_STREAM_URL,
     RealtimeSettings,
 )
-from realtime.settings_checks import InsecureTransport, InvalidSymbol, PasswordInUrl
+from realtime.settings_checks import InsecureTransport
 
 API_KEY = "k3y-that-must-never-be-printed"
-REDIS_PASSWORD = "redis-password-that-must-never-be-printed"
 
 
 @pytest.fixture(autouse=True)
@@ -95,85 +93,3 @@ def test_the_named_exception_lets_prod_use_a_private_plain_network(monkeypatch):
     settings = RealtimeSettings()
     assert settings.rest_url == "http://exchange:8765"
     assert settings.redis_connection().url == "redis://redis:6379/0"
-
-
-def test_prod_refuses_a_redis_client_without_tls(monkeypatch):
-    monkeypatch.setenv("BTC_ENV", "prod")
-    monkeypatch.setenv("BTC_REDIS_URL", "redis://redis:6379/0")
-    monkeypatch.setenv("BTC_REDIS_PASSWORD", REDIS_PASSWORD)
-    settings = RealtimeSettings()  # loading is fine: only a client needs the connection
-    with pytest.raises(InsecureTransport, match=r"^BTC_REDIS_URL: redis to redis ") as raised:
-        settings.redis_connection()
-    assert "use rediss://" in str(raised.value)
-    assert REDIS_PASSWORD not in str(raised.value)
-
-
-def test_prod_redis_over_tls_gets_the_password_and_the_ca(monkeypatch, tmp_path):
-    monkeypatch.setenv("BTC_ENV", "prod")
-    monkeypatch.setenv("BTC_REDIS_URL", "rediss://redis:6379/0")
-    monkeypatch.setenv("BTC_REDIS_PASSWORD", REDIS_PASSWORD)
-    monkeypatch.setenv("BTC_REDIS_CA_FILE", str(tmp_path / "ca.crt"))
-    connection = RealtimeSettings().redis_connection()
-    assert connection.tls
-    assert connection.options() == {
-        "password": REDIS_PASSWORD,
-        "ssl_cert_reqs": "required",
-        "ssl_check_hostname": True,
-        "ssl_ca_certs": str(tmp_path / "ca.crt"),
-    }
-
-
-def test_a_ca_file_without_tls_is_refused(monkeypatch, tmp_path):
-    monkeypatch.setenv("BTC_REDIS_CA_FILE", str(tmp_path / "ca.crt"))
-    with pytest.raises(InsecureTransport, match=r"^BTC_REDIS_CA_FILE: .*rediss://"):
-        RealtimeSettings().redis_connection()
-
-
-def test_a_password_in_the_redis_url_is_refused_at_load(monkeypatch):
-    monkeypatch.setenv("BTC_REDIS_URL", f"redis://:{REDIS_PASSWORD}@redis:6379/0")
-    with pytest.raises(PasswordInUrl, match=r"^BTC_REDIS_URL: .*BTC_REDIS_PASSWORD") as raised:
-        RealtimeSettings()
-    assert REDIS_PASSWORD not in str(raised.value)
-
-
-def test_the_redis_password_never_shows(monkeypatch):
-    monkeypatch.setenv("BTC_REDIS_PASSWORD", REDIS_PASSWORD)
-    settings = RealtimeSettings()
-    assert isinstance(settings.redis_password, SecretStr)
-    connection = settings.redis_connection()
-    for shown in (repr(settings), str(settings), settings.model_dump_json(), repr(connection)):
-        assert REDIS_PASSWORD not in shown
-
-
-@pytest.mark.parametrize("given", ["btcusdt", "BtcUsdt", "BTCUSDT", "1000SATSUSDT", "BT"])
-def test_a_symbol_is_upper_cased(monkeypatch, given):
-    monkeypatch.setenv("BTC_SYMBOL", given)
-    assert RealtimeSettings().symbol == given.upper()
-
-
-@pytest.mark.parametrize(
-    "given",
-    [
-        "../etc",
-        "BTC/USDT",
-        "BTC}USDT",
-        "BTC USDT",
-        "BTCUSDT\n",
-        "B",
-        "",
-        "A" * 21,
-        "BTC-USDT",
-        "ＢＴＣＵＳＤＴ",  # full-width letters: not ASCII
-        "BTC\x00",
-    ],
-)
-def test_a_symbol_that_is_not_letters_and_digits_is_refused(monkeypatch, given):
-    with pytest.raises(InvalidSymbol, match=r"^BTC_SYMBOL: ") as raised:
-        RealtimeSettings(symbol=given)
-    assert raised.value.setting == "BTC_SYMBOL"
-
-
-def test_a_huge_symbol_is_quoted_back_only_in_part():
-    with pytest.raises(InvalidSymbol) as raised:
-        RealtimeSettings(symbol="X" * 100_000)
-    assert len(str(raised.value)) < 200
