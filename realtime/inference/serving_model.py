@@ -20,6 +20,13 @@ raises, ``yhat`` has another shape, or it is not finite. ``predict_versioned`` t
 failing one is quarantined (``btc_model_load_failures_total{reason="ModelQuarantined"}``):
 polls skip it while the pointer still names it, so a restart-free service cannot loop on
 it; a pointer naming any other version lifts the quarantine.
+
+The previous version is in memory only if a swap happened in this process. After a restart
+on a bad version there is none: the failing version is quarantined at once all the same,
+and the next ``refresh`` (a poll, off the event loop: the store may be S3) loads the
+pointer's previous production version instead, newest first, skipping quarantined ones and
+ones that fail to load, trying at most ``FALLBACK_CANDIDATES`` per poll and, when none
+loads, again only after ``retry_refused_s``. Until then each failure is a safe-mode tick.
 """
 
 from __future__ import annotations
@@ -48,6 +55,8 @@ RETRY_REFUSED_S = 300.0
 """A refused version is tried again after this long even if the pointer did not change."""
 FAILURES_BEFORE_FALLBACK = 3
 """Model errors in a row after which the previous version serves again."""
+FALLBACK_CANDIDATES = 3
+"""Versions of the pointer's ``previous`` tried per poll when no earlier one is in memory."""
 QUARANTINED = "ModelQuarantined"
 """The ``reason`` of ``btc_model_load_failures_total`` when a served version is dropped."""
 _DETAIL_CHARS = 200
@@ -62,7 +71,7 @@ class ModelFailed(RuntimeError):
     """The served model gave no usable number for one input: the tick goes to safe mode.
 
     ``reason`` is the ``btc_model_errors_total`` label: ``run_error`` (onnxruntime raised),
-    ``output_shape`` (``yhat`` not ``[1, 1]``) or ``non_finite`` (NaN or infinite).
+    ``output_shape`` (``yhat`` not ``[N, 1]`` for ``N`` inputs) or ``non_finite`` (NaN or infinite).
     """
 
     def __init__(self, version: str, reason: str, detail: str) -> None:
@@ -125,6 +134,8 @@ class ServingModel:
         self._failures_in_a_row = 0
         """Model errors of ``_served`` since its last good prediction."""
         self._refusal: _Refusal | None = None
+        self._fallback_retry_at_s = -math.inf
+        """When the pointer's previous versions may be tried again after none loaded."""
         self._last_warning = ""
 
     @property
@@ -222,6 +233,21 @@ class ServingModel:
                 self._served, self._previous = previous, None
                 self._quarantined = failing.version
                 self._failures_in_a_row = 0
+            from_store = previous is None and self._quarantined is None
+            if from_store:  # it keeps serving until a poll loads the pointer's previous
+                self._quarantined = failing.version
+                self._fallback_retry_at_s = -math.inf
+        if from_store:
+            self._metrics.model_load_failures.labels(reason=QUARANTINED).inc()
+            log.error(
+                "%s model %s failed %d times in a row (last: %s): quarantined; the next poll "
+                "loads the pointer's previous production version",
+                self._symbol,
+                failing.version,
+                self._failures_before_fallback,
+                failure,
+            )
+            return
         if previous is None:
             log.error(
                 "%s model %s failed %d times in a row and there is no previous version to "
@@ -265,7 +291,7 @@ class ServingModel:
             quarantined, serving = self._quarantined, self.version
         if quarantined is not None:
             if version == quarantined:
-                return False
+                return serving == quarantined and self._fall_back_from_store(pointer)
             # The pointer moved on; naming that version again later is a new promotion.
             self._lift_quarantine()
         if version == serving:
@@ -281,6 +307,52 @@ class ServingModel:
             return False
         self._swap(ServedModel(version, model))
         return True
+
+    def _fall_back_from_store(self, pointer: ModelPointer) -> bool:
+        """Serve the newest of ``pointer.previous`` that loads, in place of the quarantined.
+
+        At most ``FALLBACK_CANDIDATES`` loads per call; when none loads, no more before
+        ``retry_refused_s``. True if one swapped in.
+        """
+        if self._clock() < self._fallback_retry_at_s:
+            return False
+        failing = self._served
+        assert failing is not None
+        skip = {failing.version, self._quarantined}
+        newest_first = dict.fromkeys(v for v in reversed(pointer.previous) if v not in skip)
+        candidates = list(newest_first)[:FALLBACK_CANDIDATES]
+        for version in candidates:
+            try:
+                model = self._load(version)
+            except Exception as error:  # every BundleRejected, OSError; an unforeseen one alike
+                self._remove_cached(version)
+                self._failed(error, f"{self._symbol} fallback {version} refused")
+                continue
+            with self._lock:
+                if self._served is not failing:  # cannot happen from a tick; keep it one swap
+                    return False
+                self._served, self._previous = ServedModel(version, model), None
+                self._failures_in_a_row = 0
+            self._metrics.model_info.labels(version=failing.version).set(0)
+            self._metrics.model_info.labels(version=version).set(1)
+            self._remove_cached(failing.version)
+            log.error(
+                "%s model %s quarantined: %s (the pointer's previous production) serving "
+                "until the pointer names another version",
+                self._symbol,
+                failing.version,
+                version,
+            )
+            return True
+        self._fallback_retry_at_s = self._clock() + self._retry_refused_s
+        log.error(
+            "%s model %s quarantined and none of the pointer's previous versions %s loaded: "
+            "it keeps serving, each failure a safe-mode tick",
+            self._symbol,
+            failing.version,
+            candidates,
+        )
+        return False
 
     def _refusal_holds(self, pointer: ModelPointer) -> bool:
         refusal = self._refusal

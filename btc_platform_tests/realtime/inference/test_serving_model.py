@@ -273,3 +273,56 @@ def test_a_quarantine_lasts_until_the_pointer_names_another_version(world, featu
     assert world.serving.refresh()
     assert world.serving.version == failing
     assert world.store.fetches[fetched:] == [failing]
+
+
+def restarted_on(world: World, production: str, previous: tuple[str, ...]) -> None:
+    """A fresh process whose first version is ``production``: nothing earlier in memory."""
+    world.pointer = ModelPointer(SYMBOL, production=production, previous=previous)
+    world.write_pointer(world.pointer.to_json())
+    assert world.serving.refresh()
+    assert world.serving.version == production
+
+
+def test_after_a_restart_a_failing_version_falls_back_to_the_pointer_s_previous(world, features):
+    good = world.add_version(1, 0.001)
+    failing = world.add_version(2, -0.002, trap="raises")
+    restarted_on(world, failing, previous=(good,))
+
+    for _ in range(3):
+        with pytest.raises(ModelFailed, match="run_error"):
+            world.serving.predict(trapped(features))
+    assert world.serving.quarantined == failing
+    assert world.failures(QUARANTINED) == 1.0
+    # The store is read by the poll (blocking I/O stays off the tick): the next one loads it.
+    assert world.serving.refresh()
+    assert world.serving.version == good
+    assert (world.info(good), world.info(failing)) == (1.0, 0.0)
+    yhat, version = world.serving.predict_versioned(trapped(features))
+    assert version == good
+    assert yhat == pytest.approx(world.expected(good, trapped(features)), abs=1e-6)
+    assert not world.serving.refresh()  # the pointer still names the quarantined one
+    assert world.serving.version == good
+
+
+def test_the_store_fallback_skips_versions_that_fail_to_load_and_tries_a_few(world, features):
+    good = world.add_version(1, 0.001)
+    failing = world.add_version(3, -0.002, trap="nan")
+    missing = [f"20260101T00000{i}Z-0000000{i}" for i in range(4)]
+    # Newest last: the missing ones are tried first, at most three versions per attempt.
+    restarted_on(world, failing, previous=(good, *missing))
+    fetched = len(world.store.fetches)
+
+    for _ in range(3):
+        with pytest.raises(ModelFailed, match="non_finite"):
+            world.serving.predict(trapped(features))
+    assert not world.serving.refresh()
+    assert world.store.fetches[fetched:] == missing[:0:-1]
+    assert world.serving.version == failing
+    assert not world.serving.refresh()  # not again at every poll...
+    assert len(world.store.fetches) == fetched + 3
+    world.clock.now_s += RETRY_REFUSED_S  # ...only after a while
+    restarted = (good, missing[0])
+    world.pointer = ModelPointer(SYMBOL, production=failing, previous=restarted)
+    world.write_pointer(world.pointer.to_json())
+    assert world.serving.refresh()
+    assert world.serving.version == good
