@@ -23,6 +23,7 @@ from btc_platform.settings import LakehouseSettings
 from realtime.binance.archive import ArchiveClient
 from realtime.binance.rate_budget import RateBudget
 from realtime.binance.rest import BinanceRestClient
+from realtime.shared_settings import check_redis_url
 from realtime.state.redis_connection import RedisConnection
 
 REDIS_TIMEOUT_S = 10.0
@@ -161,7 +162,8 @@ class RedisResource(dg.ConfigurableResource):
         """The URL (this resource's, else the settings'), password and TLS trust."""
         settings = settings or LakehouseSettings()
         if self.url is not None:
-            settings = settings.model_copy(update={"redis_url": self.url})
+            # model_copy skips validators: the URL from run config gets the settings' check.
+            settings = settings.model_copy(update={"redis_url": check_redis_url(self.url)})
         return settings.redis_connection()
 
     def client(self) -> redis.Redis:
