@@ -30,7 +30,7 @@ from realtime.clock import Clock, SystemClock
 from realtime.ingest.backoff import Backoff
 from realtime.ingest.connection import StreamConnection, combined_stream_url, open_socket
 from realtime.ingest.dedup import BUS_KIND, DEPTH, STREAMS, TRADE, Deduplicator
-from realtime.ingest.frames import WarningThrottle, parse_text_frame
+from realtime.ingest.frames import parse_text_frame
 from realtime.ingest.gaps import (
     DepthChainTracker,
     GapRecord,
@@ -39,10 +39,11 @@ from realtime.ingest.gaps import (
 )
 from realtime.ingest.handover import Handover
 from realtime.ingest.sink import IngestSink
+from realtime.log_throttle import WarningThrottle
 from realtime.market.events import TradeBatch
 from realtime.market.plausibility import Plausibility, facts_of
+from realtime.market.quarantine import Quarantine, plausibility_limits
 from realtime.service.metrics import Metrics
-from realtime.service.quarantine import Quarantine, plausibility_limits
 from realtime.service.settings import RealtimeSettings
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,8 @@ class IngestRole:
         self._silence_s = settings.silence_s
         self._max_age_s = settings.max_connection_age_s
 
+        # Closed by ``run`` only when made here: a client passed in is its owner's to close.
+        self._owns_rest = rest is None
         self._rest = rest or BinanceRestClient(settings.rest_url, api_key=settings.api_key)
         self.plausibility = Plausibility(plausibility_limits(settings))
         self.quarantine: Quarantine[SbeMessage] = Quarantine(
@@ -141,7 +144,8 @@ class IngestRole:
         finally:
             await self._close_all()
             await self.quarantine.close()
-            await self._rest.close()
+            if self._owns_rest:
+                await self._rest.close()
             log.info("ingest stopped", extra={"connections_opened": self._opened})
 
     def stop(self) -> None:
@@ -389,25 +393,23 @@ class IngestRole:
     ) -> None:
         name = type(error).__name__
         self.metrics.decode_errors.labels(error=name).inc()
-        suppressed = self._warnings.allow(name, self._clock.monotonic())
-        if suppressed is not None:
-            log.warning(
-                "undecodable frame skipped",
-                extra={
-                    "connection": connection.number,
-                    "error": name,
-                    "detail": str(error),
-                    "frame_bytes": len(frame),
-                    "frame_head": frame[:16].hex(),
-                    "suppressed": suppressed,
-                },
-            )
+        self._warnings.warn(
+            log,
+            "undecodable frame skipped",
+            {
+                "connection": connection.number,
+                "error": name,
+                "detail": str(error),
+                "frame_bytes": len(frame),
+                "frame_head": frame[:16].hex(),
+            },
+            now_s=self._clock.monotonic(),
+            key=name,
+        )
 
-    def _readmit(self, messages: list[SbeMessage]) -> None:
-        """Messages the quarantine let go, in arrival order: through the same path again."""
-        now_s = self._clock.monotonic()
-        for message in messages:
-            self._publish(message, now_s)
+    def _readmit(self, message: SbeMessage) -> None:
+        """A message the quarantine let go (in arrival order): through the same path again."""
+        self._publish(message, self._clock.monotonic())
 
     def _publish(self, message: SbeMessage, now_s: float) -> None:
         # Called for every frame: one clock read, one lookup of the stream's metrics.

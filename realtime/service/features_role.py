@@ -55,7 +55,7 @@ from realtime.features.bars import US_PER_SECOND, Bar, BarBuilder
 from realtime.features.correction import LateTradeCorrector
 from realtime.features.fills import FillAggregator
 from realtime.features.watermark import SecondClock
-from realtime.ingest.frames import WarningThrottle
+from realtime.log_throttle import WarningThrottle
 from realtime.market.book_sync import (
     BookSynchroniser,
     CrossCheck,
@@ -65,8 +65,8 @@ from realtime.market.book_sync import (
 )
 from realtime.market.events import AggTrade, BestBidAsk, DepthDiff, DepthSnapshot, Trade
 from realtime.market.plausibility import Outcome, Plausibility, facts_of
+from realtime.market.quarantine import Quarantine, plausibility_limits
 from realtime.service.metrics import Metrics
-from realtime.service.quarantine import Quarantine, plausibility_limits
 from realtime.service.settings import RealtimeSettings
 from realtime.state.hot_state import FeatureFlags
 from realtime.state.keys import HISTORY_TTL_S, Keys
@@ -145,7 +145,10 @@ class FeaturesRole:
         self._held_trades: list[Trade] = []
         self._backfill: asyncio.Task[list[Trade]] | None = None
         self._backfill_range: tuple[int, int] | None = None
+        """The trade ids the recovery in flight fetches (a huge hole: only its newest)."""
         self._incomplete_from: int | None = None
+        self._incomplete_through: int | None = None
+        """Last second marked incomplete; ``None``: every second from ``_incomplete_from``."""
         self._snapshot: asyncio.Task[DepthSnapshot] | None = None
         self._snapshot_failures = 0
         self._snapshot_paused_until = 0.0
@@ -162,6 +165,8 @@ class FeaturesRole:
         self._book_written_s = 0.0
         self.seconds_published = 0
         self.events_applied = 0
+        """Events that reached the role's state: not the repeats, not the ones held (those
+        count once they are re-admitted and applied)."""
         self.reanchors = 0
 
     # -- the loop ----------------------------------------------------------------------------
@@ -207,6 +212,7 @@ class FeaturesRole:
         merged = streams[0] if len(streams) == 1 else heapq.merge(*streams, key=_time_key)
         wall_us = self.now_us()
         check = self.plausibility.check
+        applied = 0
         for event in merged:
             facts = facts_of(event)
             if facts is not None:
@@ -226,12 +232,13 @@ class FeaturesRole:
                 self._stage(event.event_time_us, event)
             elif kind is DepthSnapshot:
                 self._on_depth20(event)
-        self.events_applied += sum(len(events) for events in streams)
+            applied += 1
+        self.events_applied += applied
         self._close_ready()
 
-    def _readmit(self, events: list[BusEvent]) -> None:
-        """Events the quarantine let go, in arrival order: judged again, then applied."""
-        self.apply_batches([("readmitted", events)])
+    def _readmit(self, event: BusEvent) -> None:
+        """An event the quarantine let go (in arrival order): judged again, then applied."""
+        self.apply_batches([("readmitted", [event])])
 
     # -- trades ------------------------------------------------------------------------------
 
@@ -271,9 +278,7 @@ class FeaturesRole:
         return held
 
     def _warn(self, message: str, **extra: object) -> None:
-        suppressed = self._warnings.allow(message, time.monotonic())
-        if suppressed is not None:
-            log.warning(message, extra={**extra, "suppressed": suppressed})
+        self._warnings.warn(log, message, extra, now_s=time.monotonic())
 
     def _feed_trade(self, trade: Trade) -> None:
         self._last_trade_id = trade.trade_id
@@ -318,7 +323,6 @@ class FeaturesRole:
     def _start_backfill(self, first_id: int, last_id: int) -> None:
         hold_from = (self._last_trade_time_us or 0) // US_PER_SECOND
         self.clock.hold_from_sec = hold_from
-        self._backfill_range = (first_id, last_id)
         self._gap_started = self._gap_started or time.monotonic()
         log.warning(
             "trade ids skipped; recovering them by id",
@@ -327,6 +331,12 @@ class FeaturesRole:
         # A huge hole (a long outage) is recovered only in its newest ids: older trades fall
         # in seconds the hot state no longer keeps, and the lake repairs them from the gap.
         fetch_from = max(first_id, last_id - MAX_BACKFILL_IDS + 1)
+        if fetch_from > first_id:
+            log.warning(
+                "trade ids too old to recover live; left to the lake",
+                extra={"first_id": first_id, "last_id": fetch_from - 1},
+            )
+        self._backfill_range = (fetch_from, last_id)
         self._backfill = asyncio.create_task(self._fetch_trades(fetch_from, last_id))
 
     async def _fetch_trades(self, first_id: int, last_id: int) -> list[Trade]:
@@ -373,8 +383,15 @@ class FeaturesRole:
             and recovered[-1].trade_id == last_id
         )
         self.metrics.backfilled_trades.inc(len(recovered))
-        if not complete:
+        abandoned = self._last_trade_id is not None and first_id > self._last_trade_id + 1
+        if complete and abandoned:
+            # The ids below the fetched range were given up on: only the seconds they can
+            # fall in (up to the first recovered trade's) lack trades.
             self._incomplete_from = self.clock.hold_from_sec
+            self._incomplete_through = recovered[0].transact_time_us // US_PER_SECOND
+        elif not complete:
+            self._incomplete_from = self.clock.hold_from_sec
+            self._incomplete_through = None
             log.error(
                 "trades missing from the live bars",
                 extra={"first_id": first_id, "last_id": last_id, "recovered": len(recovered)},
@@ -501,12 +518,17 @@ class FeaturesRole:
             vector = self.features.close(bar, tails.get(bar.ts_sec))
             if bar.ts_sec <= kept_from:
                 continue
-            complete = self._incomplete_from is None or bar.ts_sec < self._incomplete_from
+            complete = (
+                self._incomplete_from is None
+                or bar.ts_sec < self._incomplete_from
+                or (self._incomplete_through is not None and bar.ts_sec > self._incomplete_through)
+            )
             flags = FeatureFlags(self.book.state is SyncState.SYNCED, complete)
             second = ClosedSecond(bar.ts_sec, vector, flags)
             self._history.append(second)
             self._unwritten.append(second)
-        self._incomplete_from = None if self._backfill is None else self._incomplete_from
+        if self._backfill is None:
+            self._incomplete_from = self._incomplete_through = None
         if len(self._unwritten) > MAX_UNWRITTEN:
             dropped = len(self._unwritten) - MAX_UNWRITTEN
             del self._unwritten[:dropped]

@@ -1,10 +1,10 @@
-"""Text frames (the serverShutdown notice among control replies) and the warning throttle."""
+"""Text frames: the serverShutdown notice among control replies."""
 
 from __future__ import annotations
 
 import pytest
 
-from realtime.ingest.frames import ServerShutdown, WarningThrottle, parse_text_frame
+from realtime.ingest.frames import ServerShutdown, parse_text_frame
 
 
 @pytest.mark.parametrize(
@@ -21,13 +21,3 @@ from realtime.ingest.frames import ServerShutdown, WarningThrottle, parse_text_f
 )
 def test_only_the_shutdown_notice_is_recognised(text: str, expected: ServerShutdown | None):
     assert parse_text_frame(text) == expected
-
-
-def test_the_throttle_lets_one_warning_per_interval_through_and_counts_the_rest() -> None:
-    throttle = WarningThrottle(interval_s=10.0)
-    assert throttle.allow("TruncatedFrame", 0.0) == 0
-    assert throttle.allow("TruncatedFrame", 1.0) is None
-    assert throttle.allow("TruncatedFrame", 9.9) is None
-    assert throttle.allow("UnknownTemplate", 5.0) == 0  # each error type on its own
-    assert throttle.allow("TruncatedFrame", 10.0) == 2
-    assert throttle.allow("TruncatedFrame", 20.5) == 0

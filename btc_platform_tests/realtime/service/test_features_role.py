@@ -20,9 +20,9 @@ from redis.backoff import NoBackoff
 from realtime.features.bars import BarBuilder
 from realtime.features.contract import CONTRACT_V1
 from realtime.market.events import BestBidAsk, Trade
+from realtime.market.quarantine import QUARANTINE_CAPACITY
 from realtime.service.features_role import MAX_HELD_TRADES, MAX_UNWRITTEN, FeaturesRole
 from realtime.service.metrics import Metrics
-from realtime.service.quarantine import QUARANTINE_CAPACITY
 from realtime.service.settings import RealtimeSettings
 from realtime.sim.exchange import ExchangeConfig, LocalExchange
 from realtime.sim.market_model import MarketModel, MarketParams
