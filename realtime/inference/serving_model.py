@@ -22,11 +22,13 @@ polls skip it while the pointer still names it, so a restart-free service cannot
 it; a pointer naming any other version lifts the quarantine.
 
 The previous version is in memory only if a swap happened in this process. After a restart
-on a bad version there is none: the failing version is quarantined at once all the same,
-and the next ``refresh`` (a poll, off the event loop: the store may be S3) loads the
-pointer's previous production version instead, newest first, skipping quarantined ones and
-ones that fail to load, trying at most ``FALLBACK_CANDIDATES`` per poll and, when none
-loads, again only after ``retry_refused_s``. Until then each failure is a safe-mode tick.
+on a bad version there is none: the next ``refresh`` (a poll, off the event loop: the store
+may be S3) loads the pointer's previous production version instead, newest first, skipping
+quarantined ones and ones that fail to load, at most ``FALLBACK_CANDIDATES`` per poll and,
+when none loads, again only after ``retry_refused_s``; once one loads it serves and the
+failing one is quarantined as above. Until then (and for good, if the pointer has nothing
+loadable before it) the failing one keeps serving, each failure a safe-mode tick: dropping
+it would only stop it predicting on the inputs it handles.
 """
 
 from __future__ import annotations
@@ -134,6 +136,8 @@ class ServingModel:
         self._failures_in_a_row = 0
         """Model errors of ``_served`` since its last good prediction."""
         self._refusal: _Refusal | None = None
+        self._fallback_due: str | None = None
+        """A served version that failed enough with nothing in memory: polls replace it."""
         self._fallback_retry_at_s = -math.inf
         """When the pointer's previous versions may be tried again after none loaded."""
         self._last_warning = ""
@@ -233,25 +237,14 @@ class ServingModel:
                 self._served, self._previous = previous, None
                 self._quarantined = failing.version
                 self._failures_in_a_row = 0
-            from_store = previous is None and self._quarantined is None
-            if from_store:  # it keeps serving until a poll loads the pointer's previous
-                self._quarantined = failing.version
+            elif self._fallback_due != failing.version:
+                self._fallback_due = failing.version
                 self._fallback_retry_at_s = -math.inf
-        if from_store:
-            self._metrics.model_load_failures.labels(reason=QUARANTINED).inc()
-            log.error(
-                "%s model %s failed %d times in a row (last: %s): quarantined; the next poll "
-                "loads the pointer's previous production version",
-                self._symbol,
-                failing.version,
-                self._failures_before_fallback,
-                failure,
-            )
-            return
         if previous is None:
             log.error(
-                "%s model %s failed %d times in a row and there is no previous version to "
-                "fall back to: it keeps serving, each failure a safe-mode tick (last: %s)",
+                "%s model %s failed %d times in a row and there is no previous version in "
+                "this process: it keeps serving, each failure a safe-mode tick, until a poll "
+                "loads the pointer's previous production version (last: %s)",
                 self._symbol,
                 failing.version,
                 self._failures_before_fallback,
@@ -291,11 +284,11 @@ class ServingModel:
             quarantined, serving = self._quarantined, self.version
         if quarantined is not None:
             if version == quarantined:
-                return serving == quarantined and self._fall_back_from_store(pointer)
+                return False
             # The pointer moved on; naming that version again later is a new promotion.
             self._lift_quarantine()
         if version == serving:
-            return False
+            return self._fallback_due == serving and self._fall_back_from_store(pointer)
         if self._refusal_holds(pointer):
             return False
         try:
@@ -309,7 +302,7 @@ class ServingModel:
         return True
 
     def _fall_back_from_store(self, pointer: ModelPointer) -> bool:
-        """Serve the newest of ``pointer.previous`` that loads, in place of the quarantined.
+        """Serve the newest of ``pointer.previous`` that loads, quarantining the failing one.
 
         At most ``FALLBACK_CANDIDATES`` loads per call; when none loads, no more before
         ``retry_refused_s``. True if one swapped in.
@@ -332,7 +325,9 @@ class ServingModel:
                 if self._served is not failing:  # cannot happen from a tick; keep it one swap
                     return False
                 self._served, self._previous = ServedModel(version, model), None
+                self._quarantined, self._fallback_due = failing.version, None
                 self._failures_in_a_row = 0
+            self._metrics.model_load_failures.labels(reason=QUARANTINED).inc()
             self._metrics.model_info.labels(version=failing.version).set(0)
             self._metrics.model_info.labels(version=version).set(1)
             self._remove_cached(failing.version)
@@ -346,8 +341,8 @@ class ServingModel:
             return True
         self._fallback_retry_at_s = self._clock() + self._retry_refused_s
         log.error(
-            "%s model %s quarantined and none of the pointer's previous versions %s loaded: "
-            "it keeps serving, each failure a safe-mode tick",
+            "%s model %s keeps serving, each failure a safe-mode tick: none of the pointer's "
+            "previous versions %s loaded",
             self._symbol,
             failing.version,
             candidates,
@@ -395,6 +390,7 @@ class ServingModel:
             previous = self._served
             self._served, self._previous = served, previous
             self._failures_in_a_row = 0
+            self._fallback_due = None
         self._refusal = None
         self._metrics.model_info.labels(version=served.version).set(1)
         if previous is not None:

@@ -291,11 +291,12 @@ def test_after_a_restart_a_failing_version_falls_back_to_the_pointer_s_previous(
     for _ in range(3):
         with pytest.raises(ModelFailed, match="run_error"):
             world.serving.predict(trapped(features))
-    assert world.serving.quarantined == failing
-    assert world.failures(QUARANTINED) == 1.0
+    assert world.serving.version == failing
     # The store is read by the poll (blocking I/O stays off the tick): the next one loads it.
     assert world.serving.refresh()
     assert world.serving.version == good
+    assert world.serving.quarantined == failing
+    assert world.failures(QUARANTINED) == 1.0
     assert (world.info(good), world.info(failing)) == (1.0, 0.0)
     yhat, version = world.serving.predict_versioned(trapped(features))
     assert version == good
@@ -318,6 +319,8 @@ def test_the_store_fallback_skips_versions_that_fail_to_load_and_tries_a_few(wor
     assert not world.serving.refresh()
     assert world.store.fetches[fetched:] == missing[:0:-1]
     assert world.serving.version == failing
+    assert world.serving.quarantined is None
+    assert world.failures(QUARANTINED) == 0.0
     assert not world.serving.refresh()  # not again at every poll...
     assert len(world.store.fetches) == fetched + 3
     world.clock.now_s += RETRY_REFUSED_S  # ...only after a while
@@ -326,3 +329,4 @@ def test_the_store_fallback_skips_versions_that_fail_to_load_and_tries_a_few(wor
     world.write_pointer(world.pointer.to_json())
     assert world.serving.refresh()
     assert world.serving.version == good
+    assert world.serving.quarantined == failing
