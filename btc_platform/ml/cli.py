@@ -26,16 +26,17 @@ from btc_platform.ml.serving import Moved, RegistryBehind, promote, reconcile, r
 from btc_platform.ml.store import ModelStore
 from btc_platform.settings import LakehouseSettings, LakeNotConfigured
 from realtime.inference.errors import PointerInvalid
+from realtime.settings_checks import UnsafeSetting
 
 REFUSED, REGISTRY_BEHIND, REDIS_UNREACHABLE = 1, 2, 3
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = _parser().parse_args(argv)
-    settings = LakehouseSettings()
     now = dt.datetime.now(dt.UTC)
-    symbol = settings.symbol
     try:
+        settings = LakehouseSettings()
+        symbol = settings.symbol
         store = ModelStore.open(settings.model_store_location)
         catalog = open_catalog(settings)
         with ProductionKey.connect(settings.redis_connection()) as production_key:
@@ -63,7 +64,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyError as error:  # an unregistered version, a missing pointer
         _say(error.args[0] if error.args else str(error))
         return REFUSED
-    except (PromotionRefused, PointerInvalid, LakeNotConfigured, OSError) as error:
+    except (PromotionRefused, PointerInvalid, LakeNotConfigured, UnsafeSetting, OSError) as error:
+        # UnsafeSetting's message names the variable and never holds its secret.
         _say(str(error))
         return REFUSED
     print(json.dumps(_outcome(moved), indent=2))

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import redis
@@ -142,3 +146,17 @@ class RedisServer:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+@contextmanager
+def paused_redis_server(directory: Path) -> Iterator[RedisServer]:
+    """A private redis-server stopped with SIGSTOP: it accepts connections, answers nothing.
+
+    The way to test that a client's timeouts hold (a dead port only tests refusals).
+    """
+    with RedisServer(directory) as server:
+        os.kill(server.process.pid, signal.SIGSTOP)
+        try:
+            yield server
+        finally:
+            os.kill(server.process.pid, signal.SIGCONT)

@@ -8,10 +8,8 @@ comes back only when forced, with the reason recorded.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +30,7 @@ from btc_platform_tests.btc_platform.ml.registered import (
     register,
     stages,
 )
-from btc_platform_tests.support.redis_server import RedisServer, free_port
+from btc_platform_tests.support.redis_server import free_port
 from realtime.state.keys import Keys
 
 CLI_TIMEOUT_S = 120.0
@@ -73,17 +71,6 @@ def redis_down(monkeypatch: pytest.MonkeyPatch) -> str:
     url = f"redis://127.0.0.1:{free_port()}/0"
     monkeypatch.setenv("BTC_REDIS_URL", url)
     return url
-
-
-@pytest.fixture
-def paused_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    """A private redis-server stopped with SIGSTOP: it accepts connections, answers nothing."""
-    with RedisServer(tmp_path / "paused") as server:
-        os.kill(server.process.pid, signal.SIGSTOP)
-        try:
-            yield server
-        finally:
-            os.kill(server.process.pid, signal.SIGCONT)
 
 
 def production_key(url: str) -> bytes | None:
@@ -177,3 +164,36 @@ def test_an_unreadable_pointer_is_a_message_and_a_nonzero_exit_not_a_traceback(l
     assert error.startswith("btc-models: ")
     assert "current.json" in error
     assert stages(lake.catalog) == {"v1": "candidate"}
+
+
+REDIS_PASSWORD = "redis-password-that-must-never-be-printed"
+
+
+@pytest.mark.parametrize(
+    ("environment", "named"),
+    [
+        ({"BTC_REDIS_URL": f"redis://:{REDIS_PASSWORD}@redis:6379/0"}, "BTC_REDIS_URL"),
+        ({"BTC_SYMBOL": "../etc"}, "BTC_SYMBOL"),
+        ({"BTC_ENV": "prod", "BTC_REDIS_PASSWORD": REDIS_PASSWORD}, "BTC_REDIS_URL"),
+    ],
+    ids=["password-in-url", "bad-symbol", "prod-plain-redis"],
+)
+@pytest.mark.parametrize("command", [["status"], ["rollback"]])
+def test_a_refused_setting_is_one_line_naming_it_and_exit_1(
+    lake, monkeypatch, capsys, tmp_path, environment, named, command
+):
+    if environment.get("BTC_ENV") == "prod":  # a named lake, so only Redis is refused
+        monkeypatch.setenv("BTC_CATALOG_KIND", "sql")
+        monkeypatch.setenv("BTC_CATALOG_URI", f"sqlite:///{tmp_path / 'lake' / 'catalog.db'}")
+        monkeypatch.setenv("BTC_WAREHOUSE", (tmp_path / "lake" / "warehouse").as_uri())
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+
+    assert main(command) == 1
+
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith(f"btc-models: {named}: ")
+    assert REDIS_PASSWORD not in captured.err

@@ -4,9 +4,6 @@ copy is in the metadata. Real Dagster, SQLite catalog, model store and redis-ser
 
 from __future__ import annotations
 
-import os
-import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,18 +15,7 @@ from btc_platform.defs.constants import PRODUCTION_MODEL  # noqa: E402
 from btc_platform.defs.resources import LakehouseResource, ModelStoreResource, RedisResource  # noqa: E402
 from btc_platform_tests.btc_platform.ml.registered import SYMBOL, register, stages  # noqa: E402
 from btc_platform_tests.support.dagster_backfill import IN_PROCESS  # noqa: E402
-from btc_platform_tests.support.redis_server import RedisServer, free_port  # noqa: E402
-
-
-@pytest.fixture
-def paused_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    """A private redis-server stopped with SIGSTOP: it accepts connections, answers nothing."""
-    with RedisServer(tmp_path / "paused") as server:
-        os.kill(server.process.pid, signal.SIGSTOP)
-        try:
-            yield server
-        finally:
-            os.kill(server.process.pid, signal.SIGCONT)
+from btc_platform_tests.support.redis_server import free_port  # noqa: E402
 
 
 def definitions(tmp_path: Path, redis_url: str) -> tuple[dg.Definitions, LakehouseResource]:

@@ -3,11 +3,6 @@ a private Redis: the pointer file, Redis and the registry rows move together."""
 
 from __future__ import annotations
 
-import os
-import signal
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 pytest.importorskip("pyiceberg", reason="the batch extra is not installed")
@@ -19,7 +14,7 @@ from btc_platform.ml.serving import promote, reconcile, roll_back
 from btc_platform.ml.store import ModelStore
 from btc_platform.settings import LakehouseSettings
 from btc_platform_tests.btc_platform.ml.registered import NOW, SYMBOL, register, stages
-from btc_platform_tests.support.redis_server import RedisServer, free_port
+from btc_platform_tests.support.redis_server import free_port
 from realtime.state.keys import Keys
 from realtime.state.redis_connection import RedisConnection
 
@@ -33,17 +28,6 @@ def world(tmp_path, redis_client):
     catalog = open_catalog(LakehouseSettings(data_dir=tmp_path / "lake"))
     store = ModelStore.open(str(tmp_path / "models"))
     return catalog, store, ProductionKey(redis_client)
-
-
-@pytest.fixture
-def paused_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    """A private redis-server stopped with SIGSTOP: it accepts connections, answers nothing."""
-    with RedisServer(tmp_path / "paused") as server:
-        os.kill(server.process.pid, signal.SIGSTOP)
-        try:
-            yield server
-        finally:
-            os.kill(server.process.pid, signal.SIGCONT)
 
 
 def test_promotion_moves_pointer_redis_and_registry_together(world, tmp_path):
