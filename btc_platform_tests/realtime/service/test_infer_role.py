@@ -267,8 +267,20 @@ async def test_a_failing_model_does_not_end_the_service_or_its_other_roles(
 ):
     serving(world, world.add_version(1, 0.001, trap="raises"))
     settings = settings_for(tmp_path, world, redis_url=redis_server.url, model_poll_s=1.0)
-    await publish_features(client, time.time(), model_inputs(TRAPPED))
+
     service = Service(settings, roles=("infer", "archive"))
+    infer = service.infer
+    assert infer is not None
+
+    async def features_role_writes(sleep: int) -> None:
+        if sleep == 0:  # the service's own first poll loads the model before the first tick
+            await until(lambda: bool(infer.model.version), "the model loaded")
+        await publish_features(client, BOUNDARY_S + sleep, model_inputs(TRAPPED))
+
+    # The infer role on a driven clock: two ticks on their boundaries, whatever the load,
+    # then its sleep waits; the archive role and the service run as in production.
+    clock = SleepsThenWaits(BOUNDARY_S - 0.5, [0.0, 0.0], features_role_writes)
+    infer.clock = clock
     stop = asyncio.Event()
     run = asyncio.create_task(service.run(stop))
 
@@ -278,16 +290,16 @@ async def test_a_failing_model_does_not_end_the_service_or_its_other_roles(
         )
         return value or 0.0
 
-    await until(lambda: model_errors() >= 2 or run.done(), "two model errors")
+    await until(lambda: clock.waiting.is_set() or run.done(), "two ticks")
+    assert model_errors() == 2.0
     roles = {task.get_name(): task for task in asyncio.all_tasks()}
     alive = {name: not roles[name].done() for name in ("infer", "archive") if name in roles}
     assert not run.done(), run.exception()
     assert alive == {"infer": True, "archive": True}
-    assert service.infer is not None
-    assert service.infer.model.version
+    assert infer.model.version
     stop.set()
     await asyncio.wait_for(run, WAIT_S)  # stops cleanly, raising nothing
-    assert {p.fallback_level for p in await published(client)} == {5}
+    assert [p.fallback_level for p in await published(client)] == [5, 5]
 
 
 # --- finding 8: ticks timed from their boundary -------------------------------------------
