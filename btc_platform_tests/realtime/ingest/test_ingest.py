@@ -20,6 +20,7 @@ import pytest
 
 from btc_platform_tests.realtime.ingest.list_sink import ListSink
 from btc_platform_tests.support.waiting import HANG_GUARD_S, eventually
+from realtime.binance.rest import BinanceRestClient, RetryPolicy
 from realtime.binance.sbe import decode, encode
 from realtime.clock import Clock, SystemClock
 from realtime.ingest.backoff import Backoff
@@ -51,6 +52,7 @@ def ingest_role(
     *,
     backoff: Backoff | None = None,
     clock: Clock | None = None,
+    rest: BinanceRestClient | None = None,
     **settings: object,
 ) -> IngestRole:
     values: dict[str, object] = {
@@ -66,6 +68,7 @@ def ingest_role(
         metrics,
         clock=clock,
         backoff=backoff or Backoff(base_s=0.02, max_s=0.2, rng=random.Random(3)),
+        rest=rest,
     )
 
 
@@ -487,3 +490,35 @@ async def test_a_trade_stamped_far_from_the_exchanges_clock_is_rejected(shift_s,
     assert_trade_gaps_are_exactly_the_missing_ids(trades, sink.gaps_of("trade"))
     (gap,) = sink.gaps_of("trade")
     assert gap.last_time_us - gap.first_time_us < 60_000_000  # not a day-long (or year) range
+
+
+async def test_with_rest_unreachable_the_stream_is_published_all_the_same() -> None:
+    """Issue 15 review: with REST down (an outage, an IP ban) every first event was doubted
+    and held, then everything after it: ingest published nothing while the stream worked.
+    The stream's own held events now settle the first doubts by their consensus."""
+    sink, metrics = ListSink(), Metrics()
+    unreachable = BinanceRestClient("http://127.0.0.1:1", retry=RetryPolicy(max_attempts=1))
+    async with local_exchange(seed=17) as ex, unreachable:
+        role = ingest_role(ex, sink, metrics, rest=unreachable)
+        async with running(role):
+            await sink.wait_until(lambda: len(sink.trades) >= 100)
+        trades = sink.trades
+    assert {trade.trade_id for trade in trades} <= tape_ids(ex)
+    assert_increasing([trade.trade_id for trade in trades])
+    assert role.quarantine.settled_by["consensus"] >= 2  # the first time, the first trade id
+    assert role.quarantine.settled_by["rest"] == 0
+    assert role.quarantine.rejected == 0
+
+
+async def test_a_rest_client_passed_in_is_left_open() -> None:
+    """Issue 15 review: ingest closed the REST client its caller owns (and still uses)."""
+    sink, metrics = ListSink(), Metrics()
+    async with local_exchange(seed=18) as ex, BinanceRestClient(ex.rest_url) as rest:
+        await rest.server_time_us()
+        session = rest._session  # the caller's connection pool
+        role = ingest_role(ex, sink, metrics, rest=rest)
+        async with running(role):
+            await sink.wait_until(lambda: len(sink.trades) >= 10)
+        assert session is not None
+        assert rest._session is session
+        assert not session.closed

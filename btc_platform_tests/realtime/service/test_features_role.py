@@ -13,10 +13,12 @@ import contextlib
 from collections.abc import AsyncIterator
 
 import numpy as np
+import pytest
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from realtime.binance.rest import BinanceRestClient, RetryPolicy
 from realtime.features.bars import BarBuilder
 from realtime.features.contract import CONTRACT_V1
 from realtime.market.events import BestBidAsk, Trade
@@ -35,6 +37,8 @@ US = 1_000_000
 DAY_US = 86_400 * US
 N_TRADES = CONTRACT_V1.names.index("n_trades_1s")
 PRICE_E8 = 9_800_000_000_000
+CLOSED_PORT_URL = "http://127.0.0.1:1"
+"""REST unreachable (an outage, an IP ban): every connection is refused."""
 
 
 class World:
@@ -103,7 +107,10 @@ async def published_trades(client: aioredis.Redis, role: FeaturesRole) -> dict[i
 
 
 @contextlib.asynccontextmanager
-async def world(redis_server, **settings: object) -> AsyncIterator[tuple[World, aioredis.Redis]]:
+async def world(
+    redis_server, rest_url: str | None = None, **settings: object
+) -> AsyncIterator[tuple[World, aioredis.Redis]]:
+    """``rest_url`` (default: the exchange's) is asked once per call, without retries."""
     params = MarketParams(seed=21, start_time_us=START_US)
     config = ExchangeConfig(speed=0, history_s=20, weight_limit=None)
     async with LocalExchange(MarketModel(params), config) as exchange:
@@ -115,7 +122,15 @@ async def world(redis_server, **settings: object) -> AsyncIterator[tuple[World, 
             "symbol": exchange.symbol,
             "warmup_s": 0,
         }
-        role = FeaturesRole(RealtimeSettings(**(values | settings)), client, Metrics())  # type: ignore[arg-type]
+        rest = BinanceRestClient(
+            rest_url or exchange.rest_url, retry=RetryPolicy(max_attempts=1, base_delay_s=0.01)
+        )
+        role = FeaturesRole(
+            RealtimeSettings(**(values | settings)),  # type: ignore[arg-type]
+            client,
+            Metrics(),
+            rest=rest,
+        )
         try:
             yield World(role, exchange), client
         finally:
@@ -232,15 +247,66 @@ async def test_unwritten_seconds_are_bounded_while_redis_is_away(redis_server):
 
 
 async def test_doubted_events_wait_for_rest_in_a_bounded_quarantine(redis_server):
-    """With REST unreachable nothing doubted is believed, and the held events have a size."""
-    async with world(redis_server, binance_rest_url="http://127.0.0.1:1") as (w, _):
+    """The held events have a size; with REST unreachable they are settled by their own
+    consensus, and each one is applied (and counted) once."""
+    async with world(redis_server, rest_url=CLOSED_PORT_URL) as (w, _):
         role = w.role
         role.apply_batches([("trade", w.live(QUARANTINE_CAPACITY + 5, step_us=1))])
         assert role.quarantine.pending == QUARANTINE_CAPACITY
         assert sample(role, "btc_queue_dropped_total", queue="bus_quarantine") == 5
         assert sample(role, "btc_queue_depth", queue="bus_quarantine") == QUARANTINE_CAPACITY
-        assert role.clock.newest_us is None  # nothing believed, nothing applied
+        assert role.clock.newest_us is None  # nothing believed before the evidence
         assert role.plausibility.newest_us is None
+        assert role.events_applied == 0
+        await settled(role)
+        assert role.quarantine.pending == 0
+        assert role.events_applied == QUARANTINE_CAPACITY
+        assert role._last_trade_id == w.next_id - 6  # the dropped five: the newest
+
+
+async def test_with_rest_unreachable_real_events_are_settled_by_their_own_consensus(redis_server):
+    """Issue 15 review: with REST down every first event was doubted and held for good, and
+    everything after it; the role published nothing while the stream worked."""
+    async with world(redis_server, rest_url=CLOSED_PORT_URL) as (w, client):
+        for _ in range(3):
+            await w.apply(w.live(12))
+        role = w.role
+        assert role.quarantine.settled_by == {"consensus": 2}  # the first time, the first id
+        assert role.quarantine.rejected == 0
+        published = await published_trades(client, role)
+        assert published == fed_and_closed(w)
+        assert sum(published.values()) >= 24
+
+
+@pytest.mark.parametrize(
+    ("lie", "kind"),
+    [({"time_us": DAY_US}, "time_ahead"), ({"trade_id": 10**12}, "id_jump")],
+    ids=["a_day_ahead", "an_id_far_ahead"],
+)
+async def test_with_rest_unreachable_a_lying_first_event_is_outvoted(redis_server, lie, kind):
+    """A single lying first event must not become the anchor, REST or not: the real events
+    held behind it outvote it."""
+    async with world(redis_server, rest_url=CLOSED_PORT_URL) as (w, client):
+        shifted = {field: getattr(w, "next_us" if field == "time_us" else "next_id") + offset
+                   for field, offset in lie.items()}  # fmt: skip
+        await w.apply([w.trade(**shifted), *w.live(20)])
+        await w.apply(w.live(12))
+        role = w.role
+        assert sample(role, "btc_rejected_input_total", source="bus", kind=kind) == 1
+        assert role._last_trade_id == w.next_id - 1
+        published = await published_trades(client, role)
+        assert published == fed_and_closed(w)
+        assert max(published) < w.next_us // US + 60
+
+
+async def test_events_applied_counts_each_applied_event_once(redis_server):
+    """Repeats (a bus rewind) are not applied; a doubted event counts once, when applied."""
+    async with world(redis_server) as (w, _):
+        first = w.live(10)
+        await w.apply(first)  # doubted first, then re-admitted
+        assert w.role.events_applied == 10
+        await w.apply([*first[5:], *w.live(3)])  # five read again
+        assert w.role.events_applied == 13
 
 
 async def published_vectors(client: aioredis.Redis, role: FeaturesRole, seconds: list[int]):
