@@ -23,6 +23,7 @@ from realtime.features.bars import BarBuilder
 from realtime.features.contract import CONTRACT_V1
 from realtime.market.events import BestBidAsk, Trade
 from realtime.market.quarantine import QUARANTINE_CAPACITY
+from realtime.service import features_role
 from realtime.service.features_role import MAX_HELD_TRADES, MAX_UNWRITTEN, FeaturesRole
 from realtime.service.metrics import Metrics
 from realtime.service.settings import RealtimeSettings
@@ -376,3 +377,51 @@ async def test_a_trade_after_its_second_closed_corrects_the_published_history(re
             assert role.reanchors == 1
         finally:
             await reference.quarantine.close()
+
+
+def tape_trade(w: World, index: int) -> Trade:
+    """The exchange's own trade at ``index`` of its tape (REST serves it by id)."""
+    tape = w.exchange.market.tape.trades()
+    time_us = int(tape.time_us[index])
+    return Trade(
+        w.exchange.symbol, int(tape.trade_id[index]), int(tape.price_e8[index]),
+        int(tape.qty_e8[index]), bool(tape.is_buyer_maker[index]), time_us, time_us,
+    )  # fmt: skip
+
+
+async def test_a_capped_recovery_marks_only_the_abandoned_seconds_incomplete(
+    redis_server, monkeypatch
+):
+    """Issue 15 review: a hole larger than ``MAX_BACKFILL_IDS`` is recovered in its newest ids
+    only, and the recovery was then always judged incomplete (it was compared with the whole
+    hole), marking every second after it incomplete too."""
+    async with world(redis_server) as (w, _):
+        tape = w.exchange.market.tape.trades()
+        seconds = (tape.time_us // US).tolist()
+        first = seconds[0]
+
+        def first_index_of(second: int) -> int:
+            return seconds.index(next(s for s in seconds if s >= second))
+
+        gap_from, kept_from, gap_to = (first_index_of(first + k) for k in (5, 9, 13))
+        monkeypatch.setattr(features_role, "MAX_BACKFILL_IDS", gap_to - kept_from)
+        role = w.role
+        await w.apply([tape_trade(w, i) for i in range(gap_from)])
+        await w.apply([tape_trade(w, i) for i in range(gap_to, len(seconds))])
+        assert role._backfill_range == (
+            int(tape.trade_id[kept_from]),
+            int(tape.trade_id[gap_to - 1]),
+        )
+        async with asyncio.timeout(60):
+            while role._backfill is not None:
+                await asyncio.sleep(0.05)
+                role._collect_tasks()
+        await w.apply(w.live(12))
+        assert sample(role, "btc_backfilled_trades_total") == gap_to - kept_from
+        flags = {closed.ts_sec: closed.flags.trades_complete for closed in role._history}
+        abandoned_through = seconds[kept_from]
+        assert [s for s, complete in flags.items() if not complete] == list(
+            range(seconds[gap_from - 1], abandoned_through + 1)
+        )
+        assert all(flags[s] for s in flags if s > abandoned_through)
+        assert max(flags) > abandoned_through + 3
