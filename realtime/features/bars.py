@@ -99,7 +99,10 @@ class BarBuilder:
     """Builds bars from live events in arrival order; a second closes when a later one starts.
 
     Events for a second that already closed (late by more than the open second) are not
-    applied: they are counted in ``late_events`` and dropped, since the bar was published.
+    applied here: they are counted in ``late_events`` and left out of the bars it builds.
+    The features role does not send it any: it routes events of closed seconds itself,
+    folding a late trade into its published second (``realtime/features/correction.py``)
+    and dropping a late best bid/ask.
 
     With ``keep_quiet_s``, a run of more than ``2 * keep_quiet_s`` empty seconds is
     materialised as its first and last ``keep_quiet_s`` seconds only, so the work of one

@@ -34,19 +34,16 @@ from realtime.features.bars import US_PER_SECOND, Bar, merge_agg_trade
 from realtime.features.engine import LiveFeatureEngine
 from realtime.market.events import AggTrade
 
-CORRECTION_HORIZON_S = 300
-"""Closed seconds a late trade may still correct: the hot state's history (``HISTORY_TTL_S``),
-since an older second is no longer published anywhere a correction could reach."""
-
 
 def feed_bar(engine: LiveFeatureEngine, bar: Bar) -> list[float]:
     """``engine.on_bar(bar)``, stepping over the middle of a long quiet run.
 
     ``BarBuilder(keep_quiet_s=…)`` leaves out the middle of a long run of empty seconds;
-    the engine holds only its last 60 s, all quiet by then, so it continues as if fed them.
+    the engine holds only its last 60 s, all quiet by then, so it continues as if fed them
+    (``LiveFeatureEngine.skip_to``).
     """
     if engine.ts_sec is not None and bar.ts_sec > engine.ts_sec + 1:
-        engine.ts_sec = bar.ts_sec - 1
+        engine.skip_to(bar.ts_sec - 1)
     return engine.on_bar(bar)
 
 
@@ -102,9 +99,14 @@ class _Closed(NamedTuple):
 
 class LateTradeCorrector:
     """The feature engine of a live stream of closed bars, with the last ``horizon_s`` of
-    them kept for late trades (``fold``) and recomputation (``recompute``)."""
+    them kept for late trades (``fold``) and recomputation (``recompute``).
 
-    def __init__(self, horizon_s: int = CORRECTION_HORIZON_S) -> None:
+    ``horizon_s``: closed seconds a late trade may still correct; the features role passes
+    the hot state's history (``HISTORY_TTL_S``), since an older second is no longer
+    published anywhere a correction could reach.
+    """
+
+    def __init__(self, *, horizon_s: int) -> None:
         if horizon_s < 1:
             raise ValueError(f"horizon_s must be positive, got {horizon_s}")
         self.horizon_s = horizon_s

@@ -191,6 +191,26 @@ class LiveFeatureEngine:
         self._counts: deque[int] = deque(maxlen=_LONG)
         self._largest: deque[int] = deque(maxlen=_LONG)
 
+    def skip_to(self, ts_sec: int) -> None:
+        """Continue as if empty bars through second ``ts_sec`` had been fed (no vectors).
+
+        Invariant: only after ``_LONG`` (60) seconds without trades, the longest window the
+        engine holds. Its state is then a fixed point of an empty bar (every window all
+        zeros, the carried price and quote unchanged, each return 0 or NaN as before), so
+        skipping equals feeding them for all it keeps; otherwise ``ValueError``. This is what
+        ``BarBuilder(keep_quiet_s>=60)`` leaving out the middle of a long quiet run relies on.
+        """
+        if self.ts_sec is None:
+            raise ValueError("no bar fed yet: there is nothing to continue")
+        if ts_sec <= self.ts_sec:
+            return
+        if len(self._counts) < _LONG or any(self._counts):
+            raise ValueError(
+                f"cannot skip from second {self.ts_sec} to {ts_sec}: the last {_LONG} seconds "
+                "were not all without trades, so empty bars would change the windows"
+            )
+        self.ts_sec = ts_sec
+
     def on_bar(self, bar: Bar) -> list[float]:
         """The feature vector of ``bar``'s second, in contract order."""
         if self.ts_sec is None:

@@ -17,9 +17,11 @@ from btc_platform_tests.realtime.features.streams import (
     trades_table,
 )
 from realtime.binance.archive import read_table
-from realtime.features.bars import bars_from_tables
-from realtime.features.engine import FEATURES, batch_features
+from realtime.features.bars import Bar, bars_from_tables, empty_bar, merge_agg_trade
+from realtime.features.correction import same_bits
+from realtime.features.engine import FEATURES, LiveFeatureEngine, batch_features
 from realtime.features.replay import live_features, replay_parity
+from realtime.market.events import AggTrade
 from realtime.sim.captures import book_ticker_csv
 from realtime.sim.synthetic_trades import synthetic_trades
 
@@ -192,3 +194,48 @@ def test_changing_trades_after_t_changes_no_feature_at_t(rows, data):
     changed = batch_features(bars_from_tables(trades_table(before + after)))
     rows_up_to_t = t - start_sec + 1
     assert_bits_equal(original[:rows_up_to_t], changed[:rows_up_to_t])
+
+
+def _trade_bar(ts_sec: int, index: int) -> Bar:
+    """A second with one aggregate trade (price, size and side varying with ``index``)."""
+    price, qty = (30_000 + index % 7) * E8, (1 + index % 3) * E8
+    agg = AggTrade("BTCUSDT", index, price, qty, index, index, ts_sec * S + 1_000, index % 2 == 0)
+    return merge_agg_trade(empty_bar(ts_sec), agg)
+
+
+def _fed(bars: list[Bar]) -> LiveFeatureEngine:
+    engine = LiveFeatureEngine()
+    for bar in bars:
+        engine.on_bar(bar)
+    return engine
+
+
+def test_skipping_a_quiet_run_equals_feeding_its_empty_bars():
+    start = START_US // S
+    quoted = empty_bar(start)._replace(bid_price_e8=29_999 * E8, ask_price_e8=30_001 * E8)
+    history = [quoted, *(_trade_bar(start + i, i) for i in range(1, 80))]
+    history += [empty_bar(start + 80 + i) for i in range(60)]  # the longest window, quiet
+    fed, skipped = _fed(history), _fed(history)
+    through = start + 140 + 500
+    for second in range(start + 140, through + 1):
+        fed.on_bar(empty_bar(second))
+    skipped.skip_to(through)
+
+    assert repr(vars(skipped)) == repr(vars(fed))  # all the engine keeps, NaN included
+    for index in range(70):  # and so every vector after the run, bit for bit
+        bar = _trade_bar(through + 1 + index, 100 + index)
+        assert same_bits(skipped.on_bar(bar), fed.on_bar(bar))
+
+
+def test_skipping_is_refused_unless_the_longest_window_was_quiet():
+    start = START_US // S
+    with pytest.raises(ValueError, match="no bar fed"):
+        LiveFeatureEngine().skip_to(start)
+    history = [_trade_bar(start, 0), *(empty_bar(start + 1 + i) for i in range(59))]
+    engine = _fed(history)
+    with pytest.raises(ValueError, match="not all without trades"):
+        engine.skip_to(start + 1_000)
+    assert engine.ts_sec == start + 59
+    engine.on_bar(empty_bar(start + 60))
+    engine.skip_to(start + 1_000)
+    assert engine.ts_sec == start + 1_000
