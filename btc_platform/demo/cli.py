@@ -325,6 +325,7 @@ class Demo:
             tables.GOLD_TRAINING_1S,
             min(seconds) * US_PER_S,
             (max(seconds) + 1) * US_PER_S,
+            symbol=SYMBOL,
         )
         ts = rows["ts_sec"].to_pylist()
         realised = rows[CONTRACT_V1.label].to_pylist()
