@@ -1,13 +1,14 @@
 """The ingest role: keep one live SBE connection, and hand on what it receives exactly once.
 
 Frames are decoded, checked for plausibility (``market.plausibility``: an implausible time
-or id is held until REST confirms it, so it cannot poison the de-duplication or make a giant
-gap), de-duplicated by id, checked for gaps and published to the sink as they arrive; a
-frame that does not decode is counted by error type and skipped. A lost
-connection is reopened after a jittered backoff. A connection that must be replaced (the
-``serverShutdown`` notice, ``max_connection_age_s`` before Binance's 24 h cut, or a silent
-trade stream) is replaced without a hole: the new one opens while the old one still
-publishes, takes over once it has caught up (``handover``), and the overlap is dropped by id.
+or id is held until REST confirms it, or the stream's own held events do while REST is down
+(``market.quarantine``), so it cannot poison the de-duplication or make a giant gap),
+de-duplicated by id, checked for gaps and published to the sink as they arrive; a frame that
+does not decode is counted by error type and skipped. A lost connection is reopened after a
+jittered backoff. A connection that must be replaced (the ``serverShutdown`` notice,
+``max_connection_age_s`` before Binance's 24 h cut, or a silent trade stream) is replaced
+without a hole: the new one opens while the old one still publishes, takes over once it has
+caught up (``handover``), and the overlap is dropped by id.
 
 All the decisions are made by the pure pieces (``dedup``, ``gaps``, ``handover``,
 ``backoff``); this module owns the sockets and the timing.
