@@ -115,6 +115,8 @@ class FeaturesRole:
         self.keys = Keys(settings.symbol)
         self.client = client
         self.metrics = metrics
+        # Closed by ``run`` only when made here: a client passed in is its owner's to close.
+        self._owns_rest = rest is None
         self.rest = rest or BinanceRestClient(settings.rest_url, api_key=settings.api_key)
         self.now_us = now_us
         self.reader = BusReader(client, self.keys, rejected=metrics.rejected)
@@ -174,25 +176,26 @@ class FeaturesRole:
     async def run(self) -> None:
         backoff_s = 0.05
         self._stopping = False
-        async with self.rest:
-            try:
-                while not self._stopping:
-                    try:
-                        batches = await self.reader.read(block_ms=100)
-                        backoff_s = 0.05
-                    except (RedisError, OSError) as error:
-                        self.metrics.redis_errors.labels(role="features").inc()
-                        log.warning("bus read failed", extra={"error": repr(error)})
-                        self._needs_reanchor = True  # Redis may have lost the hot state
-                        await asyncio.sleep(backoff_s)
-                        backoff_s = min(2 * backoff_s, 2.0)
-                        batches = []
-                    self.apply_batches(batches)
-                    self._collect_tasks()
-                    self._start_tasks()
-                    await self.publish()
-            finally:
-                await self.quarantine.close()
+        try:
+            while not self._stopping:
+                try:
+                    batches = await self.reader.read(block_ms=100)
+                    backoff_s = 0.05
+                except (RedisError, OSError) as error:
+                    self.metrics.redis_errors.labels(role="features").inc()
+                    log.warning("bus read failed", extra={"error": repr(error)})
+                    self._needs_reanchor = True  # Redis may have lost the hot state
+                    await asyncio.sleep(backoff_s)
+                    backoff_s = min(2 * backoff_s, 2.0)
+                    batches = []
+                self.apply_batches(batches)
+                self._collect_tasks()
+                self._start_tasks()
+                await self.publish()
+        finally:
+            await self.quarantine.close()
+            if self._owns_rest:
+                await self.rest.close()
 
     def stop(self) -> None:
         """End ``run`` after the read in flight (≤ 100 ms). Cancelling instead can hang:

@@ -425,3 +425,18 @@ async def test_a_capped_recovery_marks_only_the_abandoned_seconds_incomplete(
         )
         assert all(flags[s] for s in flags if s > abandoned_through)
         assert max(flags) > abandoned_through + 3
+
+
+async def test_run_leaves_a_rest_client_passed_in_open(redis_server):
+    """The REST client is its owner's: ``run`` closes only one it made itself."""
+    async with world(redis_server) as (w, _):
+        role = w.role
+        await role.rest.server_time_us()
+        session = role.rest._session  # the owner's connection pool
+        task = asyncio.create_task(role.run())
+        await w.apply(w.live(12))
+        role.stop()
+        await asyncio.wait_for(task, 60)
+        assert session is not None
+        assert role.rest._session is session
+        assert not session.closed
