@@ -54,6 +54,8 @@ QUARANTINE_CAPACITY = 10_000
 CONSENSUS_MIN = 5
 """Held events of one stream needed to settle a doubt among them without REST: one lie
 among five is outvoted by the median."""
+MAX_STEP_FAILURES = 3
+"""Unexpected failures in a row on one held event before it alone is dropped."""
 RETRY_FIRST_S = 0.2
 RETRY_MAX_S = 5.0
 DEPTH_LIMIT = 5
@@ -182,34 +184,51 @@ class Quarantine(Generic[E]):
             log.exception("quarantine task failed", extra={"source": self.source})
 
     async def _verify(self) -> None:
-        pause_s = RETRY_FIRST_S
+        failures = 0
         while self._held:
             try:
                 await self._settle_head()
-                pause_s = RETRY_FIRST_S
+                failures = 0
             except Exception:
-                # A bug in a step (an unexpected error from REST or the policy): the held
-                # events stay, the step is retried after a capped pause.
+                # A bug in a step (an unexpected error from REST, the policy or a callback):
+                # nothing held was taken out yet, so the step is retried after a capped pause;
+                # a head that fails every time is given up alone, the others stay.
                 self.errors += 1
+                failures += 1
+                pause_s = min(RETRY_FIRST_S * 2 ** (failures - 1), RETRY_MAX_S)
+                give_up = failures >= MAX_STEP_FAILURES and bool(self._held)
                 log.exception(
-                    "quarantine step failed; retrying",
-                    extra={"source": self.source, "held": len(self._held), "retry_in_s": pause_s},
+                    "quarantine step failed",
+                    extra={
+                        "source": self.source,
+                        "held": len(self._held),
+                        "head": _describe(self._held[0].facts) if self._held else None,
+                        "head_dropped": give_up,
+                        "retry_in_s": pause_s,
+                    },
                 )
+                if give_up:
+                    self._held.popleft()
+                    self._depth.set(len(self._held))  # type: ignore[attr-defined]
+                    failures = 0
                 await asyncio.sleep(pause_s)
-                pause_s = min(2 * pause_s, RETRY_MAX_S)
 
     async def _settle_head(self) -> None:
         head = self._held[0]
         facts = head.facts
         evidence, by = await self._evidence_for(head)
+        # Judged before anything leaves the deque: an unexpected error here loses nothing.
+        error: ImplausibleEvent | None = None
+        try:
+            self.policy.settle(head.doubt, facts, evidence, self._wall_us())
+        except ImplausibleEvent as refused:
+            error = refused
         self._held.popleft()
         rest = [held.event for held in self._held]
         self._held.clear()
         self._depth.set(0)  # type: ignore[attr-defined]
         self.settled_by[by] += 1
-        try:
-            self.policy.settle(head.doubt, facts, evidence, self._wall_us())
-        except ImplausibleEvent as error:
+        if error is not None:
             self.rejected += 1
             self._rejected.labels(source=self.source, kind=error.kind.value).inc()  # type: ignore[attr-defined]
             self._warn(

@@ -26,12 +26,14 @@ def trades(count: int, first_id: int = 1_000) -> list[Trade]:
 class Role:
     """The admission path a role gives the quarantine: judge again, hold or apply."""
 
-    def __init__(self, metrics: Metrics, poison: set[int] | None = None) -> None:
+    def __init__(
+        self, metrics: Metrics, poison: set[int] | None = None, wall_us=lambda: START_US
+    ) -> None:
         self.policy = Plausibility(PlausibilityLimits())
         self.rest = BinanceRestClient(CLOSED_PORT_URL, retry=RetryPolicy(max_attempts=1))
         self.quarantine: Quarantine[Trade] = Quarantine(
             self.policy, self.rest, "BTCUSDT", metrics, source="bus",
-            readmit=self.readmit, wall_us=lambda: START_US,
+            readmit=self.readmit, wall_us=wall_us,
         )  # fmt: skip
         self.poison = poison or set()
         self.applied: list[int] = []
@@ -79,5 +81,28 @@ async def test_a_failing_readmission_costs_that_event_alone_and_close_never_rais
     assert fed[3].trade_id not in role.applied
     assert set(role.applied) == {trade.trade_id for trade in fed} - {fed[3].trade_id}
     assert any(record.exc_info for record in caplog.records)  # logged with its traceback
+    await role.quarantine.close()
+    await role.rest.close()
+
+
+async def test_an_unexpected_error_while_judging_loses_no_held_event(caplog):
+    """The step fails before anything leaves the quarantine; it is retried, not the end."""
+    calls = []
+
+    def wall_us() -> int:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("a clock that failed once")
+        return START_US
+
+    fed = trades(CONSENSUS_MIN + 2)
+    role = Role(Metrics(), wall_us=wall_us)
+    for trade in fed:
+        role.admit(trade)
+    with caplog.at_level(logging.ERROR, logger="realtime.market.quarantine"):
+        await asyncio.wait_for(role.quarantine.drained(), 30)
+    assert role.quarantine.errors == 1
+    assert role.applied == [trade.trade_id for trade in fed]
+    assert any("quarantine step failed" in r.message and r.exc_info for r in caplog.records)
     await role.quarantine.close()
     await role.rest.close()
