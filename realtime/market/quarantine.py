@@ -79,16 +79,28 @@ def plausibility_limits(settings: LimitSettings) -> PlausibilityLimits:
     )
 
 
-class _Labelled(Protocol):
-    def labels(self, **labels: str) -> object: ...
+class _Count(Protocol):
+    def inc(self, amount: float = 1) -> None: ...
+
+
+class _Level(Protocol):
+    def set(self, value: float) -> None: ...
+
+
+class _Counters(Protocol):
+    def labels(self, **labels: str) -> _Count: ...
+
+
+class _Gauges(Protocol):
+    def labels(self, **labels: str) -> _Level: ...
 
 
 class QuarantineMetrics(Protocol):
     """The metrics the quarantine updates (``realtime.service.metrics.Metrics`` has them)."""
 
-    queue_depth: _Labelled
-    queue_dropped: _Labelled
-    rejected: _Labelled
+    queue_depth: _Gauges
+    queue_dropped: _Counters
+    rejected: _Counters
 
 
 class _Held(NamedTuple):
@@ -154,11 +166,11 @@ class Quarantine(Generic[E]):
         """Keep ``event`` until the evidence is in; starts the verifying task if idle."""
         if len(self._held) >= self.capacity:
             self.dropped += 1
-            self._dropped.inc()  # type: ignore[attr-defined]
+            self._dropped.inc()
             self._warn("quarantine full; event dropped", {"doubt": doubt.value})
             return
         self._held.append(_Held(event, facts, doubt, time.monotonic()))
-        self._depth.set(len(self._held))  # type: ignore[attr-defined]
+        self._depth.set(len(self._held))
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(
                 self._verify(), name=f"{self.source}-quarantine"
@@ -209,7 +221,7 @@ class Quarantine(Generic[E]):
                 )
                 if give_up:
                     self._held.popleft()
-                    self._depth.set(len(self._held))  # type: ignore[attr-defined]
+                    self._depth.set(len(self._held))
                     failures = 0
                 await asyncio.sleep(pause_s)
 
@@ -226,11 +238,11 @@ class Quarantine(Generic[E]):
         self._held.popleft()
         rest = [held.event for held in self._held]
         self._held.clear()
-        self._depth.set(0)  # type: ignore[attr-defined]
+        self._depth.set(0)
         self.settled_by[by] += 1
         if error is not None:
             self.rejected += 1
-            self._rejected.labels(source=self.source, kind=error.kind.value).inc()  # type: ignore[attr-defined]
+            self._rejected.labels(source=self.source, kind=error.kind.value).inc()
             self._warn(
                 "implausible event rejected",
                 {"kind": error.kind.value, "error": str(error), "settled_by": by},
