@@ -295,8 +295,10 @@ class Demo:
         except OSError:
             return last
         for family in text_string_to_metric_families(text):
-            if family.name == "btc_ticks_skipped":
-                return int(sum(sample.value for sample in family.samples))
+            if family.name == "btc_ticks_skipped":  # every reason: late, deadline, missed
+                return int(
+                    sum(s.value for s in family.samples if s.name == "btc_ticks_skipped_total")
+                )
         return last
 
     @staticmethod
