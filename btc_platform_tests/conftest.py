@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -47,3 +48,11 @@ def iceberg_catalog(tmp_path: Path):
     from btc_platform_tests.support.iceberg import sqlite_catalog
 
     return sqlite_catalog(tmp_path / "lake")
+
+
+@pytest.fixture
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No ``BTC_*`` variable of the caller's shell leaks into a test that builds settings."""
+    for name in list(os.environ):
+        if name.startswith("BTC_"):
+            monkeypatch.delenv(name)

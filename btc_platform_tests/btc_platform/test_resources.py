@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from btc_platform.defs.resources import RedisResource
@@ -12,12 +10,7 @@ from realtime.settings_checks import InsecureTransport, PasswordInUrl
 REDIS_PASSWORD = "redis-password-that-must-never-be-printed"
 
 
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch):
-    """No ``BTC_*`` variable of the caller's shell leaks into these tests."""
-    for name in list(os.environ):
-        if name.startswith("BTC_"):
-            monkeypatch.delenv(name)
+pytestmark = pytest.mark.usefixtures("clean_environment")
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,6 @@ The symbol and Redis checks both settings share: ``realtime/test_shared_settings
 from __future__ import annotations
 
 import datetime as dt
-import os
 from pathlib import Path
 
 import pytest
@@ -25,12 +24,7 @@ from realtime.settings_checks import InsecureTransport
 API_KEY = "k3y-that-must-never-be-printed"
 
 
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch):
-    """No ``BTC_*`` variable of the caller's shell leaks into these tests."""
-    for name in list(os.environ):
-        if name.startswith("BTC_"):
-            monkeypatch.delenv(name)
+pytestmark = pytest.mark.usefixtures("clean_environment")
 
 
 def prod(monkeypatch) -> None:

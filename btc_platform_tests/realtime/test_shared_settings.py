@@ -6,8 +6,6 @@ and an environment that one refuses the other must refuse too.
 
 from __future__ import annotations
 
-import os
-
 import pytest
 from pydantic import SecretStr
 
@@ -21,12 +19,7 @@ BOTH = pytest.mark.parametrize(
 )
 
 
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch):
-    """No ``BTC_*`` variable of the caller's shell leaks into these tests."""
-    for name in list(os.environ):
-        if name.startswith("BTC_"):
-            monkeypatch.delenv(name)
+pytestmark = pytest.mark.usefixtures("clean_environment")
 
 
 @BOTH

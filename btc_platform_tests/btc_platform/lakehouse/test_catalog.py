@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 pytest.importorskip("pyiceberg", reason="the batch extra is not installed")
@@ -14,13 +12,7 @@ from btc_platform.lakehouse.catalog import CATALOG_NAME, NAMESPACES, open_catalo
 from btc_platform.lakehouse.tables import BRONZE_AGG_TRADES, ensure_table
 from btc_platform.settings import CatalogKind, LakehouseSettings, LakeNotConfigured
 
-
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch):
-    """No ``BTC_*`` variable of the caller's shell leaks into these tests."""
-    for name in list(os.environ):
-        if name.startswith("BTC_"):
-            monkeypatch.delenv(name)
+pytestmark = pytest.mark.usefixtures("clean_environment")
 
 
 def namespaces(catalog) -> set[str]:

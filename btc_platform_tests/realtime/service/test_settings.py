@@ -3,8 +3,6 @@ exchange. The symbol and Redis checks both settings share: ``../test_shared_sett
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from realtime.service.settings import (
@@ -19,12 +17,7 @@ from realtime.settings_checks import InsecureTransport
 API_KEY = "k3y-that-must-never-be-printed"
 
 
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch):
-    """No ``BTC_*`` variable of the caller's shell leaks into these tests."""
-    for name in list(os.environ):
-        if name.startswith("BTC_"):
-            monkeypatch.delenv(name)
+pytestmark = pytest.mark.usefixtures("clean_environment")
 
 
 def _refusal(setting: str, monkeypatch, **environment: str) -> str:
